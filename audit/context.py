@@ -35,7 +35,12 @@ class CheckContext:
     warnings: list[str] = field(default_factory=list)
 
     def resolve_path(self, path: str | os.PathLike[str]) -> Path:
-        """Resolve a user path: ``~`` expanded, relative paths against the suite's folder first."""
+        """Resolve a user path: ``asset:NAME`` (see ``audit assets``), ``~`` expanded, relative
+        paths against the suite's folder first, then the working folder."""
+        if str(path).startswith("asset:"):
+            from audit.assets import asset_path
+
+            return asset_path(str(path)[len("asset:"):])
         p = Path(os.path.expanduser(str(path)))
         if p.is_absolute():
             return p

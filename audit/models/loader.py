@@ -9,6 +9,10 @@ from audit.errors import usage
 
 
 def _resolve_relative(path: str, base_dir: Path) -> str:
+    if path.startswith("asset:"):
+        from audit.assets import asset_path
+
+        return str(asset_path(path[len("asset:"):]))
     p = Path(path).expanduser()
     if p.is_absolute() or p.exists():
         return str(p)

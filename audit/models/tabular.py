@@ -39,7 +39,9 @@ def _pipeline(frame: Any, features: list[str], estimator: Any) -> Any:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-    numeric = [c for c in features if np.issubdtype(frame[c].dtype, np.number)]
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    numeric = [c for c in features if is_numeric_dtype(frame[c]) and not is_bool_dtype(frame[c])]
     categorical = [c for c in features if c not in numeric]
     pre = ColumnTransformer([("num", StandardScaler(), numeric),
                              ("cat", OneHotEncoder(handle_unknown="ignore"), categorical)])

@@ -1,0 +1,1 @@
+"""Fairness checks: group metrics with bootstrap CIs, counterfactual identity swaps, identity-term AUCs."""

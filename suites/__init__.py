@@ -1,0 +1,1 @@
+"""Shipped suites (packaged as audit._suites)."""
