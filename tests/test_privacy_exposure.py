@@ -1,0 +1,175 @@
+"""canary_exposure: exact rank, exposure formula, skew-normal extrapolation, batched scoring.
+
+Independent references: ranks and exposures computed by hand on an 8-secret space; the exact
+rank over a 10^5 space (synthetic scores from a known skew-normal, and a real tiny GPT-2); the
+one-sequence-at-a-time teacher-forced score for the batched shared-parent scorer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audit.checks.privacy import canary_exposure as ce
+from audit.checks.privacy.common import secret_hash
+from audit.context import CheckContext
+from audit.models.fake import FakeAdapter
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models run far faster on one thread when the machine's cores are shared."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class TableAdapter(FakeAdapter):
+    """A fake causal LM whose sequence log-probabilities come from a table."""
+
+    def __init__(self, table: dict[str, float]):
+        super().__init__()
+        self.table = table
+
+    def sequence_log_prob(self, texts: list[str]) -> np.ndarray:  # noqa: D102
+        return np.array([self.table[t] for t in texts])
+
+
+def _ctx(model, tmp_path: Path, seed: int = 0, show_pii: bool = False) -> CheckContext:
+    return CheckContext(model=model, seed=seed, rng=np.random.default_rng(seed), base_dir=tmp_path,
+                        quiet=True, check_id="canary", show_pii=show_pii)
+
+
+def _write_spec(tmp_path: Path, canaries: list[dict], alphabet="ab", length=3, fmt="pin {secret}"):
+    spec = {"format": fmt, "alphabet": alphabet, "length": length, "canaries": canaries}
+    path = tmp_path / "canaries.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def test_exact_exposure_matches_hand_computed_rank(tmp_path: Path) -> None:
+    """Space {a,b}^3 (8 secrets) with hand-set scores: 'aba' is 3rd most likely, so rank 3 and
+    exposure = log2 8 - log2 3 = 1.415 bits; 'bbb' is the most likely: exposure 3 bits."""
+    scores = {"aaa": -9.0, "aab": -8.0, "aba": -3.0, "abb": -7.0, "baa": -2.0, "bab": -6.0,
+              "bba": -5.0, "bbb": -1.0}
+    model = TableAdapter({f"pin {s}": v for s, v in scores.items()})
+    path = _write_spec(tmp_path, [{"id": "c1", "secret": "aba", "repeats": 1},
+                                  {"id": "c2", "secret": "bbb", "repeats": 4}])
+    out = ce.canary_exposure(_ctx(model, tmp_path), ce.CanaryExposureParams(canaries=str(path)))
+    rows = {r["id"]: r for r in out.evidence}
+    assert rows["c1"]["rank"] == 3 and rows["c2"]["rank"] == 1
+    assert rows["c1"]["exposure"] == pytest.approx(3 - math.log2(3), abs=1e-4)
+    assert rows["c2"]["exposure"] == pytest.approx(3.0)
+
+
+def test_exposure_ties_count_in_canary_favour() -> None:
+    """Rank = 1 + number of strictly more likely secrets (ties do not push the canary down)."""
+    assert ce.exact_rank(-2.0, np.array([-1.0, -2.0, -2.0, -3.0])) == 2
+    assert ce.exposure_from_rank(1, 1024) == 10.0
+
+
+def test_secrets_never_in_clear(tmp_path: Path) -> None:
+    """Results carry a SHA-256 prefix of each secret and never the secret or the canary text."""
+    scores = {s: -float(i) for i, s in enumerate(["aaa", "aab", "aba", "abb", "baa", "bab", "bba", "bbb"])}
+    model = TableAdapter({f"pin {s}": v for s, v in scores.items()})
+    path = _write_spec(tmp_path, [{"id": "c1", "secret": "bab", "repeats": 2}])
+    out = ce.canary_exposure(_ctx(model, tmp_path), ce.CanaryExposureParams(canaries=str(path)))
+    dumped = json.dumps([out.evidence, [m.model_dump() for m in out.metrics],
+                         [f.model_dump() for f in out.findings + out.figures]])
+    assert "bab" not in dumped and secret_hash("bab") in dumped
+
+
+def test_skewnorm_within_one_bit_on_synthetic_space() -> None:
+    """10^5 log-perplexities drawn from a known skew-normal; canaries at exact ranks 10, 100 and
+    1000; the fit on 10^4 sampled references lands within 1 bit of the exact exposure."""
+    from scipy.stats import skewnorm
+
+    rng = np.random.default_rng(0)
+    space = -skewnorm.rvs(4.0, loc=30, scale=5, size=100_000, random_state=rng)  # log-probs
+    order = np.sort(space)[::-1]
+    refs = space[rng.choice(space.size, 10_000, replace=False)]
+    fit = ce.fit_skewnorm(refs)
+    for rank in (10, 100, 1000):
+        canary = order[rank - 1]
+        exact = ce.exposure_from_rank(ce.exact_rank(canary, space), space.size)
+        assert abs(ce.skewnorm_exposure(canary, fit, space.size) - exact) < 1.0
+
+
+def test_batched_scoring_equals_one_at_a_time(tiny_gpt2_dir: Path) -> None:
+    """Shared-parent batched scores equal one forward pass per sequence (and the adapter's own
+    sequence_log_prob), on mixed-length texts."""
+    from audit.checks.privacy.lm_scoring import score_one_at_a_time, score_texts, tokenize
+    from audit.models.hf import load_hf
+
+    model = load_hf(str(tiny_gpt2_dir), batch_size=4)
+    words = "zero one two three four five six seven eight nine".split()
+    texts = [f"my pin code is {a} {b} {c}" for a in words[:2] for b in words[:2] for c in words]
+    texts += ["my pin is one", "the secret number is two three"]
+    batched = score_texts(model, texts, batch_size=7)
+    single = score_one_at_a_time(model.torch_module, tokenize(model.tokenizer, texts), "cpu")
+    np.testing.assert_allclose(batched, single, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(batched, model.sequence_log_prob(texts), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_skewnorm_within_one_bit_on_tiny_gpt2(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    """Real tiny GPT-2, a 10^5 space (five number words): the sampled skew-normal exposure of
+    canaries at exact ranks 10, 100 and 1000 is within 1 bit of the exact exposure."""
+    from audit.checks.privacy.lm_scoring import score_texts
+    from audit.models.hf import load_hf
+
+    model = load_hf(str(tiny_gpt2_dir), batch_size=64)
+    words = "zero one two three four five six seven eight nine".split()
+    spec = ce.CanarySpec(format="my pin code is {secret}", alphabet=words, length=5,
+                         separator=" ", canaries=[])
+    space = ce.all_secrets(spec)
+    scores = score_texts(model, [spec.text(s) for s in space], batch_size=512)
+    order = np.argsort(-scores, kind="stable")
+    refs = scores[np.random.default_rng(1).choice(len(space), 10_000, replace=False)]
+    fit = ce.fit_skewnorm(refs)
+    for rank in (10, 100, 1000):
+        canary = scores[order[rank - 1]]
+        exact = ce.exposure_from_rank(ce.exact_rank(canary, scores), len(space))
+        assert abs(ce.skewnorm_exposure(canary, fit, len(space)) - exact) < 1.0
+
+
+def test_sampled_method_runs_and_is_reproducible(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
+    """The sampled method on a real tiny model: same seed, same exposures; never above log2 |R|."""
+    from audit.models.hf import load_hf
+
+    model = load_hf(str(tiny_gpt2_dir), batch_size=64)
+    words = "zero one two three four five six seven eight nine".split()
+    path = _write_spec(tmp_path, [{"id": "c", "secret": "one two three four", "repeats": 1}],
+                       alphabet=words, length=4, fmt="my pin code is {secret}")
+    spec = json.loads(path.read_text())
+    spec["separator"] = " "
+    path.write_text(json.dumps(spec))
+    params = ce.CanaryExposureParams(canaries=str(path), method="sampled", n_references=1000)
+    a = ce.canary_exposure(_ctx(model, tmp_path, seed=3), params)
+    b = ce.canary_exposure(_ctx(model, tmp_path, seed=3), params)
+    assert a.evidence == b.evidence
+    assert 0 <= a.evidence[0]["exposure"] <= math.log2(10 ** 4)
+
+
+@pytest.mark.parametrize("spec,problem", [
+    ({"format": "pin", "alphabet": "01", "length": 2, "canaries": [{"secret": "01"}]}, "{secret}"),
+    ({"format": "pin {secret}", "alphabet": "01", "length": 2, "canaries": [{"secret": "0x"}]},
+     "secret space"),
+    ({"format": "pin {secret}", "alphabet": "01", "length": 2, "canaries": []}, "no canaries"),
+])
+def test_bad_canary_files_are_usage_errors(tmp_path: Path, spec: dict, problem: str) -> None:
+    """Malformed canary files give a one-line UsageError that never echoes a secret."""
+    from audit.errors import UsageError
+
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(spec))
+    with pytest.raises(UsageError, match=problem.replace("{", r"\{").replace("}", r"\}")) as info:
+        ce.load_spec(_ctx(None, tmp_path), str(path))
+    assert "0x" not in str(info.value) and "\n" not in str(info.value)
