@@ -76,6 +76,10 @@ def _generated(name: str) -> Path:
 GENERATED_DATA: dict[str, tuple[str, str, str]] = {
     "adult-predictions": ("audit.demos.adult", "write_adult_predictions",
                           "Adult test split scored by a seeded logistic regression (y_true, y_pred, score, sex, race)"),
+    "adult-train": ("audit.demos.adult", "write_adult_split",
+                    "UCI Adult training split as a CSV with a header (32,561 rows; label `income`)"),
+    "adult-test": ("audit.demos.adult", "write_adult_test",
+                   "UCI Adult test split as a CSV with a header (16,281 rows; label `income`)"),
     "compas-predictions": ("audit.demos.compas", "write_compas_predictions",
                            "ProPublica COMPAS, 6,172 rows: two_year_recid vs decile_score >= 5 (race, sex)"),
 }
@@ -187,10 +191,14 @@ def _prepare_canary(quiet: bool = True) -> Path:
         return root / "model"
     from audit.demos.canary import build_canary_corpus, train_canary_lm
 
+    import torch
+
     tmp = root.with_name(root.name + ".tmp")
+    threads = torch.get_num_threads()
     build_canary_corpus(tmp / "corpus", repeats=(1, 4, 16), n_canaries_per_repeat=4, seed=0,
                         n_members=250, n_nonmembers=250)
-    train_canary_lm(tmp / "corpus", tmp / "model", epochs=15, seed=0)
+    train_canary_lm(tmp / "corpus", tmp / "model", epochs=15, seed=0)  # 1 thread: reproducible
+    torch.set_num_threads(threads)
     tmp.replace(root)
     return root / "model"
 

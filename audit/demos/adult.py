@@ -89,3 +89,15 @@ def write_adult_predictions(path: Path, seed: int = 0) -> Path:
     else:
         frame.to_csv(path, index=False)
     return path
+
+
+def write_adult_split(path: Path, split: str = "train") -> Path:
+    """Write Adult's ``split`` as a CSV with a header (what the sklearn adapter reads)."""
+    frame = load_adult(split)
+    frame.to_csv(path, index=False)
+    return Path(path)
+
+
+def write_adult_test(path: Path) -> Path:
+    """Write Adult's test split as a CSV with a header."""
+    return write_adult_split(path, "test")

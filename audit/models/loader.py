@@ -40,8 +40,11 @@ def load_model(spec: Any, *, alias: str, options: Any, base_dir: Path) -> Any:
     if spec.adapter == "sklearn":
         from audit.models.tabular import TabularAdapter
 
+        extra = dict(spec.options)
+        if extra.get("eval_path"):
+            extra["eval_path"] = _resolve_relative(str(extra["eval_path"]), base_dir)
         return TabularAdapter.train(path or "", alias=alias, base_dir=base_dir,
-                                    allow_pickle=options.allow_pickle, **spec.options)
+                                    allow_pickle=options.allow_pickle, **extra)
     return _load_hf(path or "", alias, options, spec.options)
 
 

@@ -36,15 +36,18 @@ def _estimator(name: str, seed: int) -> Any:
 
 def _pipeline(frame: Any, features: list[str], estimator: Any) -> Any:
     from sklearn.compose import ColumnTransformer
-    from sklearn.pipeline import Pipeline
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     from pandas.api.types import is_bool_dtype, is_numeric_dtype
 
     numeric = [c for c in features if is_numeric_dtype(frame[c]) and not is_bool_dtype(frame[c])]
     categorical = [c for c in features if c not in numeric]
-    pre = ColumnTransformer([("num", StandardScaler(), numeric),
-                             ("cat", OneHotEncoder(handle_unknown="ignore"), categorical)])
+    categories = make_pipeline(SimpleImputer(strategy="constant", fill_value="missing"),
+                               OneHotEncoder(handle_unknown="ignore"))
+    numbers = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+    pre = ColumnTransformer([("num", numbers, numeric), ("cat", categories, categorical)])
     return Pipeline([("pre", pre), ("model", estimator)])
 
 
@@ -74,9 +77,15 @@ class TabularAdapter:
               eval_path: str | None = None, estimator: str = "logistic_regression",
               drop: list[str] | None = None, positive: Any = 1, seed: int = 0) -> "TabularAdapter":
         """Train the estimator on ``path`` and evaluate on ``eval_path`` (or ``path``)."""
+        from pandas.api.types import is_numeric_dtype
+
         train = _binarise(read_table(path, "train data"), label, positive, path)
         frame = _binarise(read_table(eval_path, "eval data"), label, positive, eval_path) if eval_path else train
         features = [c for c in train.columns if c != label and c not in (drop or [])]
+        for table in (train, frame):
+            for column in features:
+                if not is_numeric_dtype(table[column]):
+                    table[column] = table[column].astype(object).where(table[column].notna(), None)
         missing = [c for c in features if c not in frame.columns]
         if missing:
             raise usage(str(eval_path), "columns", f"missing {missing}", "use the same columns as the train file")
