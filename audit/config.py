@@ -50,7 +50,7 @@ class CheckConfig(_Strict):
 
     id: str
     check: str
-    model: str = "default"
+    model: str = "default"  # an alias under `models:`, or "none" for checks that need no model
     params: dict[str, Any] = Field(default_factory=dict)
     gate: list[Gate] = Field(default_factory=list)
     description: str = ""
@@ -170,7 +170,7 @@ def _check_ids(suite: Suite) -> None:
         if entry.id in seen:
             raise usage(str(suite.path), f"check {entry.id!r}: id", "duplicate id", "make ids unique")
         seen.add(entry.id)
-        if entry.model != "default" and entry.model not in suite.models:
+        if entry.model not in ("default", "none") and entry.model not in suite.models:
             raise usage(str(suite.path), f"check {entry.id!r}: model",
                         f"alias {entry.model!r} is not defined under `models:`",
                         f"add `models: {{{entry.model}: ...}}` or drop the key")

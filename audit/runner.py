@@ -21,7 +21,7 @@ import numpy as np
 from audit import __version__
 from audit.config import CheckConfig, Suite, parse_params
 from audit.context import CheckContext, stable_seed
-from audit.errors import UsageError
+from audit.errors import CapabilityError, UsageError
 from audit.gate import gate_check, summarise
 from audit.io import atomic_write_text
 from audit.results import (CheckResult, Figure, Finding, Metric, ModelInfo, Provenance, RunResult,
@@ -102,7 +102,9 @@ class ModelPool:
         self.attn_aliases: set[str] = set()
 
     def spec_for(self, alias: str) -> Any:
-        """The suite's spec for ``alias`` (``--model`` replaces ``default``)."""
+        """The suite's spec for ``alias`` (``--model`` replaces ``default``; ``none`` is no model)."""
+        if alias == "none":
+            return "none"
         if alias == "default" and self.options.model:
             return self.options.model
         if alias not in self.suite.models:
@@ -123,7 +125,7 @@ class ModelPool:
 
     def infos(self) -> dict[str, ModelInfo]:
         """Provenance of every loaded model."""
-        return {alias: adapter.info() for alias, adapter in self.loaded.items()}
+        return {alias: adapter.info() for alias, adapter in self.loaded.items() if alias != "none"}
 
 
 def _run_id(suite: Suite, options: RunOptions) -> str:
@@ -205,6 +207,9 @@ def run_check(entry: CheckConfig, suite: Suite, pool: ModelPool, options: RunOpt
         seed_everything(stable_seed(options.seed, entry.id))
         output = spec.fn(ctx, params)
         return _to_result(base, output, ctx, time.perf_counter() - start)
+    except CapabilityError as exc:
+        return base.model_copy(update={"status": "skipped", "skip_reason": str(exc),
+                                       "duration_s": time.perf_counter() - start})
     except UsageError as exc:
         return base.model_copy(update={"status": "error", "error": f"UsageError: {exc}",
                                        "duration_s": time.perf_counter() - start})

@@ -128,3 +128,20 @@ class FakeAdapter:
             order = np.argsort(-probs)[:top_k]
             out.append([(vocab[i], float(probs[i])) for i in order])
         return out
+
+
+class NoModel:
+    """The adapter of ``model: none``: for checks that read only data (e.g. WEAT on word vectors)."""
+
+    adapter_name = "none"
+    kind = "none"
+    alias = "none"
+    capabilities: frozenset[str] = frozenset()
+    device = "cpu"
+
+    def info(self) -> ModelInfo:
+        """No model."""
+        return ModelInfo(alias="none", source="none", adapter="none", kind="none")
+
+    def close(self) -> None:
+        """Nothing to free."""

@@ -24,6 +24,10 @@ def load_model(spec: Any, *, alias: str, options: Any, base_dir: Path) -> Any:
     """Load one model from a spec: asset name, folder, hub id, predictions file, or a mapping."""
     from audit.config import ModelSpec
 
+    if spec == "none":
+        from audit.models.fake import NoModel
+
+        return NoModel()
     if isinstance(spec, str):
         spec = _spec_from_string(spec)
     if not isinstance(spec, ModelSpec):
@@ -92,6 +96,8 @@ def preflight(spec: Any, *, alias: str, base_dir: Path) -> None:
     from audit.assets import MODEL_ASSETS
     from audit.config import ModelSpec
 
+    if spec == "none":
+        return
     if isinstance(spec, str):
         spec = _spec_from_string(spec)
     if not isinstance(spec, ModelSpec):

@@ -1,0 +1,1 @@
+"""Bias checks: template probes, sentence-pair preference and embedding association tests."""
