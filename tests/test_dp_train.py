@@ -1,0 +1,258 @@
+"""`audit train-dp`: clipping, accounting, determinism, the baseline, outputs and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audit.dp.config import TrainConfig
+from audit.errors import UsageError
+
+
+@pytest.fixture(scope="module")
+def data_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A tiny labelled CSV and a text file over the tiny models' vocabulary."""
+    import pandas as pd
+
+    from tests.tiny_models import WORDS
+
+    root = tmp_path_factory.mktemp("dp_data")
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(WORDS, size=int(rng.integers(3, 9)))) for _ in range(48)]
+    labels = [int(("happy" in t) or ("good" in t) or ("calm" in t)) for t in texts]
+    pd.DataFrame({"text": texts, "label": labels}).to_csv(root / "d.csv", index=False)
+    (root / "d.txt").write_text("\n".join(texts) + "\n")
+    return {"csv": root / "d.csv", "txt": root / "d.txt"}
+
+
+def _cfg(model: Path, data: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(model=str(model), data=str(data), output=str(out), max_length=8, batch_size=8,
+                physical_batch_size=8, epochs=1, noise_multiplier=1.0, overwrite=True,
+                eval_fraction=0.25, max_train_samples=24)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _run(cfg: TrainConfig, hooks=None):
+    from audit.dp.train import train
+
+    return train(cfg, hooks=hooks)
+
+
+def _clip_probe(optimizer, seen: list[tuple[float, float]], module: list) -> None:
+    """Wrap the optimizer's accumulation so each call's increment of ``summed_grad`` is measured.
+
+    With physical batch size 1 every call handles exactly one example, so the increment is that
+    example's clipped gradient, measured from outside Opacus, before noise is added.
+    """
+    import torch
+
+    ghost = hasattr(optimizer, "accumulate") and type(optimizer).__name__.endswith("Clipping")
+    name = "accumulate" if ghost else "clip_and_accumulate"
+    original = getattr(optimizer, name)
+
+    def probed() -> None:
+        before = [None if p.summed_grad is None else p.summed_grad.clone()
+                  for p in optimizer.params]
+        if ghost:  # p.grad is already clipped; the raw norm is the one ghost clipping computed
+            raw = module[0].per_sample_gradient_norms.sum()
+        else:
+            raw = torch.sqrt(sum((p.grad_sample.detach() ** 2).sum() for p in optimizer.params))
+        original()
+        inc = [p.summed_grad - (0 if b is None else b) for p, b in zip(optimizer.params, before)]
+        seen.append((float(raw), float(torch.sqrt(sum((g ** 2).sum() for g in inc)))))
+
+    setattr(optimizer, name, probed)
+
+
+@pytest.mark.parametrize("mode", ["hooks", "ghost"])
+def test_per_sample_gradients_are_clipped(mode, tiny_classifier_dir, data_files, tmp_path):
+    """Hook-based, independent of Opacus' own bookkeeping: with one example per physical batch,
+    the increment of the clipped-gradient sum (before noise) is that example's clipped gradient;
+    its norm (computed here with torch) is <= max_grad_norm for every example, and some raw
+    per-example norms exceed it, so clipping really happened."""
+    seen: list[tuple[float, float]] = []
+    c = 0.05
+    cfg = _cfg(tiny_classifier_dir, data_files["csv"], tmp_path / mode, physical_batch_size=1,
+               max_grad_norm=c, grad_sample_mode=mode, max_train_samples=8)
+    module: list = []
+    result = _run(cfg, hooks={"optimizer": lambda opt: _clip_probe(opt, seen, module),
+                              "module": module.append})
+    assert result.ledger["grad_sample_mode"] == mode
+    nonempty = [(raw, clipped) for raw, clipped in seen if raw > 0]
+    assert len(nonempty) >= 4
+    assert all(clipped <= c * (1 + 1e-4) for _, clipped in nonempty)
+    assert any(raw > c for raw, _ in nonempty)
+    for raw, clipped in nonempty:  # clipping scales to exactly C, or leaves small ones alone
+        assert clipped == pytest.approx(min(raw, c), rel=1e-3)
+
+
+def test_ledger_epsilon_equals_independent_prv_recomputation(tiny_classifier_dir, data_files,
+                                                              tmp_path):
+    """PRV accountant: the ledger's epsilon equals a fresh Opacus PRVAccountant fed the logged
+    (noise multiplier, sample rate, steps), to 1e-6 (the RDP case is checked in the test below)."""
+    from opacus.accountants import PRVAccountant
+
+    led = _run(_cfg(tiny_classifier_dir, data_files["csv"], tmp_path / "prv", accountant="prv",
+                    max_train_samples=16, epochs=2)).ledger
+    acct = PRVAccountant()
+    acct.history = [(led["noise_multiplier"], led["sample_rate"], led["steps"])]
+    assert led["epsilon"] == pytest.approx(acct.get_epsilon(delta=led["delta"]), abs=1e-6)
+    assert led["steps"] == 2 * round(1 / led["sample_rate"])
+    assert led["delta"] < 1 / led["dataset"]["size"]
+
+
+def test_same_seed_same_ledger_and_baseline_same_batches(tiny_classifier_dir, data_files,
+                                                           tmp_path):
+    """Same seed -> byte-identical ledger (target-epsilon path); the ledger's epsilon equals a
+    fresh Opacus RDPAccountant fed the logged (noise multiplier, sample rate, steps) to 1e-6;
+    --no-dp with the same seed draws the same Poisson batches (equal data_order_sha256); the
+    sampler with another seed draws other batches."""
+    from opacus.accountants import RDPAccountant
+
+    kw = dict(noise_multiplier=None, target_epsilon=4.0, grad_sample_mode="ghost")
+    a = _run(_cfg(tiny_classifier_dir, data_files["csv"], tmp_path / "a", **kw))
+    b = _run(_cfg(tiny_classifier_dir, data_files["csv"], tmp_path / "b", **kw))
+    text = (a.output / "privacy_ledger.json").read_text()
+    assert text == (b.output / "privacy_ledger.json").read_text()
+    assert a.metrics["eval_loss"] == b.metrics["eval_loss"]
+    led = a.ledger
+    assert led["epsilon"] <= 4.0 + 1e-6 and led["epsilon"] > 3.0
+    acct = RDPAccountant()
+    acct.history = [(led["noise_multiplier"], led["sample_rate"], led["steps"])]
+    assert led["epsilon"] == pytest.approx(acct.get_epsilon(delta=led["delta"]), abs=1e-6)
+    base = _run(_cfg(tiny_classifier_dir, data_files["csv"], tmp_path / "base", no_dp=True))
+    assert base.ledger["dp"] is False and base.ledger["epsilon"] is None
+    assert base.ledger["data_order_sha256"] == a.ledger["data_order_sha256"]
+    assert base.ledger["steps"] == a.ledger["steps"]
+    from audit.dp.loop import make_loader
+
+    draws = []
+    for seed in (0, 0, 1):
+        _, sampler, _ = make_loader(list(range(24)), 8, seed)
+        draws.append([list(b) for b in sampler])
+    assert draws[0] == draws[1] and draws[0] != draws[2]
+
+
+def test_outputs_and_causal_lm_round_trip(tiny_gpt2_dir, data_files, tmp_path):
+    """GPT-2 (tied embeddings, Conv1D): ghost falls back to hooks with a message, and the saved
+    folder reloads with transformers and reproduces the recorded held-out loss (so Conv1D was
+    restored correctly); the folder holds safetensors, ledger, metrics and split."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from audit.dp.data import encode, read_texts
+    from audit.dp.evaluate import per_example_losses
+
+    res = _run(_cfg(tiny_gpt2_dir, data_files["txt"], tmp_path / "lm", grad_sample_mode="ghost",
+                    max_train_samples=16))
+    assert res.ledger["grad_sample_mode"] == "hooks" and res.ledger["model"]["task"] == "causal_lm"
+    assert any("tied weights" in m for m in res.messages)
+    names = {p.name for p in res.output.iterdir()}
+    assert {"model.safetensors", "privacy_ledger.json", "train_metrics.json", "split.json"} <= names
+    split = json.loads((res.output / "split.json").read_text())
+    texts = read_texts(data_files["txt"], label_column=None).texts
+    model = AutoModelForCausalLM.from_pretrained(res.output)
+    tok = AutoTokenizer.from_pretrained(res.output)
+    ds = encode(tok, [texts[i] for i in split["eval_rows"]], None, 8, "causal_lm")
+    loss, _ = per_example_losses(model, ds, "causal_lm", 8)
+    assert float(loss.mean()) == pytest.approx(res.metrics["eval_loss"], abs=1e-5)
+    assert not set(split["train_rows"]) & set(split["eval_rows"])
+    assert torch.is_tensor(model.lm_head.weight)
+
+
+@pytest.mark.parametrize("flags,match", [
+    (["--epsilon", "0"], "--epsilon"), (["--epsilon", "-1"], "--epsilon"),
+    (["--epsilon", "nan"], "--epsilon"), (["--epsilon", "8", "--delta", "1"], "--delta"),
+    (["--epsilon", "8", "--delta", "1.5"], "--delta"),
+    (["--epsilon", "8", "--delta", "0"], "--delta"),
+    ([], "neither a target epsilon"), (["--noise-multiplier", "-2"], "--noise-multiplier"),
+    (["--epsilon", "8", "--max-grad-norm", "0"], "--max-grad-norm"),
+])
+def test_bad_privacy_input_is_a_one_line_usage_error(flags, match, data_files, tmp_path, capsys):
+    """epsilon <= 0, delta outside (0, 1) and similar: exit 4 with one line naming the flag."""
+    from audit.cli import main
+
+    code = main(["train-dp", "--model", str(tmp_path), "--data", str(data_files["csv"]),
+                 "--out", str(tmp_path / "o"), *flags])
+    err = capsys.readouterr().err.strip()
+    assert code == 4 and match in err and len(err.splitlines()) == 1
+
+
+def test_config_validation_directly() -> None:
+    """The same rules through the library API raise UsageError."""
+    with pytest.raises(UsageError, match="--delta"):
+        TrainConfig(model="m", data="d", output="o", target_epsilon=1.0, delta=1.0).validate()
+    with pytest.raises(UsageError, match="--epsilon"):
+        TrainConfig(model="m", data="d", output="o", target_epsilon=0.0).validate()
+    TrainConfig(model="m", data="d", output="o", no_dp=True).validate()
+
+
+def test_unfixable_module_error_names_the_module(monkeypatch) -> None:
+    """BatchNorm is replaced by ModuleValidator.fix; a module that stays unsupported is a
+    one-line usage error that names it."""
+    import torch
+    from opacus.validators import ModuleValidator
+    from opacus.validators.errors import UnsupportedModuleError
+
+    from audit.dp.modules import fix_for_opacus
+
+    fixed = fix_for_opacus(torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.BatchNorm1d(4)))
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in fixed.modules())
+    monkeypatch.setattr(ModuleValidator, "validate", classmethod(
+        lambda cls, module, strict=False: [UnsupportedModuleError("encoder.weird: WeirdLayer")]))
+    with pytest.raises(UsageError, match="encoder.weird"):
+        fix_for_opacus(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.filterwarnings("ignore:Full backward hook")
+def test_per_sample_gradients_match_autograd_with_tied_embeddings(tiny_gpt2_dir):
+    """Independent: for GPT-2 (lm_head tied to wte, Conv1D swapped for Linear, position_ids
+    passed per sample) Opacus' per-example gradients equal autograd's gradient of each example
+    computed alone, for every parameter, the tied one included."""
+    import copy
+
+    import torch
+    from opacus import GradSampleModule
+    from transformers import GPT2LMHeadModel
+
+    from audit.dp.model import model_inputs, per_sample_loss
+    from audit.dp.modules import swap_conv1d_to_linear, tied_parameters
+
+    model = GPT2LMHeadModel.from_pretrained(tiny_gpt2_dir).train()  # Opacus hooks need train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    assert tied_parameters(model) and swap_conv1d_to_linear(model)
+    ref = copy.deepcopy(model)
+    ids = torch.randint(2, 40, (3, 8), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    wrapped = GradSampleModule(model, loss_reduction="sum")
+    logits = wrapped(**model_inputs(model.config, ids, mask)).logits
+    per_sample_loss("causal_lm", logits, ids).sum().backward()
+    ref_params = dict(ref.named_parameters())
+    for i in range(3):
+        ref.zero_grad()
+        out = ref(**model_inputs(ref.config, ids[i:i + 1], mask[i:i + 1])).logits
+        per_sample_loss("causal_lm", out, ids[i:i + 1]).sum().backward()
+        for name, p in model.named_parameters():
+            torch.testing.assert_close(p.grad_sample[i], ref_params[name].grad,
+                                       rtol=1e-4, atol=1e-6)
+
+
+def test_train_only_restricts_trainable_parameters(tiny_classifier_dir):
+    """--train-only keeps exactly the parameters with the given name prefixes trainable; a
+    prefix that matches nothing is a usage error naming real prefixes."""
+    from transformers import AutoModelForSequenceClassification
+
+    from audit.dp.loop import restrict_trainable
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_classifier_dir)
+    restrict_trainable(model, ["classifier."])
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"classifier.weight", "classifier.bias"}
+    with pytest.raises(UsageError, match="bert.encoder"):
+        restrict_trainable(model, ["nothing."])
