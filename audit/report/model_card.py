@@ -1,0 +1,175 @@
+"""``model_card.md``: a Hugging Face style model card filled from an audit run.
+
+Layout follows the Hugging Face model card template (YAML metadata with a ``model-index`` of
+results; Model Details, Uses, Bias, Risks, and Limitations, Evaluation, Environmental Impact,
+Technical Specifications) with the sections of Mitchell et al. 2019, "Model Cards for Model
+Reporting", that an audit can fill (Factors, Metrics, Quantitative Analyses, Ethical
+Considerations, Caveats and Recommendations). What an audit cannot know (who trained the model, on
+what) is marked "More information needed" rather than guessed. Untrusted text is Markdown-escaped
+by the template environment; the YAML block is written by ``yaml.safe_dump``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from audit.report.fmt import DASH, direction, fmt_ci, fmt_num
+from audit.report.redact import redact_value
+from audit.report.templating import MdSafe, md_env
+from audit.report.view import AREAS, area_of, data_rows, group_matrix, summary_of, verdict
+from audit.results import CheckResult, RunResult
+
+TASKS = {"causal_lm": "text-generation", "masked_lm": "fill-mask",
+         "classifier": "text-classification", "encoder": "feature-extraction"}
+NEEDED = "More information needed"
+
+
+def render_model_card(run: RunResult) -> str:
+    """The model card Markdown of ``run`` (PII always redacted: a card is for publishing)."""
+    return md_env().get_template("model_card.md.j2").render(card=card_view(run))
+
+
+def card_view(run: RunResult) -> dict[str, Any]:
+    """Everything the model card template shows."""
+    checks = run.checks
+    return {
+        "metadata": MdSafe(metadata_yaml(run)),
+        "title": _model_title(run), "run_id": run.run_id, "created_at": run.created_at,
+        "suite": run.suite.name, "suite_description": run.suite.description,
+        "models": [{"alias": m.alias, "source": m.source, "adapter": m.adapter, "kind": m.kind,
+                    "files": sorted(m.files.items())} for m in run.models.values()],
+        "verdict": verdict(run)["text"], "summary": summary_of(run),
+        "risks": risk_items(checks), "failed_gates": failed_gates(run),
+        "coverage_gaps": [(c.id, c.status, redact_value(c.skip_reason or c.error or "", False))
+                          for c in checks if c.status in ("skipped", "error")],
+        "data": data_rows(run, {c.id: "" for c in checks}),
+        "factors": factors(checks), "metrics_used": metrics_used(checks),
+        "results": [result_block(c) for c in checks if c.metrics],
+        "examination": [redact_value(f.message, False) for c in checks
+                        if area_of(c) == "explain" for f in c.findings],
+        "limitations": limitations(checks),
+        "citations": sorted({c.method.citation for c in checks if c.method and c.method.citation}),
+        "compute": compute_view(run),
+    }
+
+
+def _model_title(run: RunResult) -> str:
+    """The audited model's name: the default alias's source, else the first model's."""
+    model = run.models.get("default") or next(iter(run.models.values()), None)
+    return model.source if model else run.suite.name
+
+
+def metadata_yaml(run: RunResult) -> str:
+    """The YAML front matter: tags and a ``model-index`` with each check's numeric metrics."""
+    import yaml
+
+    areas = sorted({area_of(c) for c in run.checks})
+    meta: dict[str, Any] = {"tags": ["audit", "responsible-ai"] + areas}
+    if any(m.adapter == "hf" for m in run.models.values()):
+        meta["library_name"] = "transformers"
+    results = [r for r in (_index_entry(run, c) for c in run.checks) if r]
+    if results:
+        meta["model-index"] = [{"name": _model_title(run), "results": results}]
+    return yaml.safe_dump(redact_value(meta, False), sort_keys=False, allow_unicode=True,
+                          width=1000)
+
+
+def _index_entry(run: RunResult, check: CheckResult) -> dict[str, Any] | None:
+    """One ``model-index`` result: the check as the dataset, its finite metrics."""
+    metrics = [{"type": m.name, "name": m.name, "value": float(f"{float(m.value):.6g}"), "verified": False}
+               for m in check.metrics
+               if isinstance(m.value, (int, float)) and math.isfinite(m.value)]
+    if not metrics:
+        return None
+    model = run.models.get(check.model or "default")
+    task = TASKS.get(model.kind, "other") if model else "other"
+    return {"task": {"type": task, "name": f"responsible-AI audit: {area_of(check)}"},
+            "dataset": {"type": check.check, "name": check.id}, "metrics": metrics}
+
+
+def risk_items(checks: list[CheckResult]) -> list[dict[str, Any]]:
+    """Warning and critical findings, grouped by area in the report's order."""
+    titles = {k: t for k, t, _ in AREAS}
+    out = []
+    for key in [k for k, _, _ in AREAS] + sorted({area_of(c) for c in checks} - set(titles)):
+        items = [(c.id, f.severity, redact_value(f.message, False)) for c in checks
+                 if area_of(c) == key for f in c.findings if f.severity != "info"]
+        if items:
+            out.append({"area": titles.get(key, key.title()), "entries": items})
+    return out
+
+
+def failed_gates(run: RunResult) -> list[dict[str, str]]:
+    """Gates that failed, as sentences' parts."""
+    return [{"check_id": g.check_id, "metric": g.metric + (f" [{g.group}]" if g.group else ""),
+             "value": fmt_num(g.value), "threshold": ("\u2264 " if g.op == "max" else "\u2265 ")
+             + fmt_num(g.threshold)} for c in run.checks for g in c.gates if not g.passed]
+
+
+def factors(checks: list[CheckResult]) -> list[tuple[str, str]]:
+    """Groups each check compared (Mitchell et al.'s 'relevant factors')."""
+    out = []
+    for c in checks:
+        groups = sorted({g for m in c.metrics for g in (m.by_group or {})})
+        if groups:
+            out.append((c.id, ", ".join(str(redact_value(g, False)) for g in groups[:40])))
+    return out
+
+
+def metrics_used(checks: list[CheckResult]) -> list[tuple[str, str, str, str]]:
+    """Distinct metrics: name, direction, how uncertainty was estimated, description."""
+    seen: dict[str, tuple[str, str, str, str]] = {}
+    for c in checks:
+        for m in c.metrics:
+            ci = f"{fmt_num(m.ci.level * 100)}% {m.ci.method}" if m.ci else DASH
+            seen.setdefault(m.name, (m.name, direction(m), ci, m.description or ""))
+    return list(seen.values())
+
+
+def result_block(check: CheckResult) -> dict[str, Any]:
+    """A check's metrics and by-group values for the Results section."""
+    gates = {(g.metric, g.group): g for g in check.gates}
+    rows = [(m.name, fmt_num(m.value, m.unit), fmt_ci(m.ci, m.unit), _gate(gates.get((m.name, None))))
+            for m in check.metrics]
+    matrix = group_matrix(check.metrics, gates)
+    return {"id": check.id, "check": check.check, "status": check.status, "rows": rows,
+            "groups": _md_matrix(matrix) if matrix else None,
+            "summary": check.method.summary if check.method else ""}
+
+
+def _md_matrix(matrix: dict[str, Any]) -> dict[str, Any]:
+    """The report's group matrix as Markdown cells: ``value (CI)`` per metric and group."""
+    rows = [[r["group"], r["n"]] + [(f"{c['value']} {c['ci']}".strip() if c else DASH)
+                                   for c in r["cells"]] for r in matrix["rows"]]
+    return {"header": ["Group", "n"] + matrix["metrics"], "rows": rows,
+            "omitted": matrix["omitted"]}
+
+
+def limitations(checks: list[CheckResult]) -> list[tuple[str, str]]:
+    """Each distinct limitations text once, with the ids of the checks it applies to."""
+    by_text: dict[str, list[str]] = {}
+    for c in checks:
+        if c.method and c.method.limitations:
+            by_text.setdefault(c.method.limitations, []).append(c.id)
+    return [(", ".join(ids), text) for text, ids in by_text.items()]
+
+
+def _gate(g: Any) -> str:
+    """A gate's outcome in a table cell."""
+    if g is None:
+        return DASH
+    op = "\u2264" if g.op == "max" else "\u2265"
+    return f"{'pass' if g.passed else 'FAIL'} ({op} {fmt_num(g.threshold)})"
+
+
+def compute_view(run: RunResult) -> dict[str, Any]:
+    """What is known about the compute the audit itself used."""
+    p = run.provenance
+    keys = ("torch", "transformers", "numpy", "scikit-learn", "opacus", "shap", "captum")
+    return {"device": p.device, "platform": p.platform, "python": p.python,
+            "audit_version": p.audit_version,
+            "seconds": f"{sum(c.duration_s for c in run.checks):.1f}",
+            "packages": [(k, p.packages[k]) for k in keys if k in p.packages],
+            "command": p.command or DASH, "seed": str(run.seed),
+            "suite_sha256": run.suite.sha256 or DASH, "git_commit": p.git_commit or DASH}

@@ -1,0 +1,105 @@
+"""The jinja2 environments of the reports (templates in ``audit._templates`` / reports/templates).
+
+HTML templates render with autoescape on, so every value from results.json is text. The Markdown
+environment has no HTML autoescape; instead every ``{{ }}`` output passes through
+:func:`audit.report.fmt.md_escape` (its ``finalize``), unless wrapped in :class:`MdSafe` by code
+that built it from escaped parts.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+TEMPLATE_PACKAGE = "audit._templates"
+REPO_TEMPLATES = Path(__file__).resolve().parents[2] / "reports" / "templates"
+
+
+class MdSafe(str):
+    """Markdown built by our code from escaped parts; the Markdown finalize passes it through."""
+
+
+def _read_template(name: str) -> str | None:
+    """Template text from the installed package, else from the repository folder."""
+    try:
+        from importlib.resources import files
+
+        resource = files(TEMPLATE_PACKAGE).joinpath(name)
+        if resource.is_file():
+            return resource.read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):
+        pass
+    path = REPO_TEMPLATES / name
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def read_asset(name: str) -> str:
+    """A template or stylesheet's text; a missing one is an internal error naming the file."""
+    text = _read_template(name)
+    if text is None:
+        raise FileNotFoundError(f"report template {name!r} not found in {TEMPLATE_PACKAGE} "
+                                f"or {REPO_TEMPLATES}")
+    return text
+
+
+def _loader() -> Any:
+    """A jinja2 loader over :func:`read_asset` (works from a wheel, a zip or the repo)."""
+    from jinja2 import FunctionLoader
+
+    return FunctionLoader(lambda name: (read_asset(name), None, lambda: True))
+
+
+@lru_cache(maxsize=2)
+def html_env(redact: bool = True) -> Any:
+    """The HTML environment: autoescape on for every template, undefined names are errors.
+
+    With ``redact`` (the default) every string output also passes through the PII redactor, a
+    last line of defence behind the view models' own redaction (group names, parameters,
+    captions... are covered too). Markup built by our code (SVG, CSS) is left alone.
+    """
+    from jinja2 import Environment, StrictUndefined
+
+    env = Environment(loader=_loader(), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=False, lstrip_blocks=False,
+                      finalize=_redact_finalize if redact else None)
+    env.filters["css_class"] = css_class
+    return env
+
+
+def _redact_finalize(value: Any) -> Any:
+    """Redact PII in a plain string output; leave Markup, numbers and None as they are."""
+    from markupsafe import Markup
+
+    from audit.report.redact import redact_text
+
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return redact_text(value)
+    return value
+
+
+def css_class(value: Any) -> str:
+    """A CSS class name from a status word: only ``[a-z0-9-]`` survive (defence in depth for
+    results files built without validation)."""
+    return "".join(ch for ch in str(value).lower() if ch.isascii() and (ch.isalnum() or ch == "-"))[:24]
+
+
+def _md_finalize(value: Any) -> Any:
+    """Redact PII in, then Markdown-escape, every output that is not :class:`MdSafe` (a model card
+    is for publishing, so it is always redacted)."""
+    from audit.report.fmt import md_escape
+    from audit.report.redact import redact_text
+
+    if isinstance(value, MdSafe):
+        return value
+    return md_escape(redact_text("" if value is None else str(value)))
+
+
+@lru_cache(maxsize=1)
+def md_env() -> Any:
+    """The Markdown environment: no HTML autoescape, every output Markdown-escaped."""
+    from jinja2 import Environment, StrictUndefined
+
+    return Environment(loader=_loader(), autoescape=False, undefined=StrictUndefined,
+                       finalize=_md_finalize, keep_trailing_newline=True,
+                       trim_blocks=True, lstrip_blocks=True)

@@ -1,0 +1,1 @@
+"""Report templates and CSS (installed as the package ``audit._templates``; data files only)."""
