@@ -53,3 +53,15 @@ def crows_csv() -> Path:
     if not CROWS_CSV.exists():
         pytest.skip(f"CrowS-Pairs data not found at {CROWS_CSV}")
     return CROWS_CSV
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's tiny-model tests on one torch thread (tiny models gain nothing from two,
+    and a busy 2-core machine punishes two badly); restores the previous setting afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -15,15 +15,7 @@ import pytest
 from audit.demos.canary import build_canary_corpus, read_lines, train_canary_lm
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run far faster on one thread when the machine's cores are shared."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_corpus_splits_and_insertion_counts(tmp_path: Path) -> None:

@@ -18,15 +18,7 @@ from audit.context import CheckContext
 from audit.models.fake import FakeAdapter
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Tiny models run far faster on one thread when the machine's cores are shared."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_edit_distance_and_lcp_hand_computed() -> None:

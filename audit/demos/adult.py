@@ -81,14 +81,9 @@ def adult_predictions(seed: int = 0, threshold: float = 0.5) -> Any:
 
 def write_adult_predictions(path: Path, seed: int = 0) -> Path:
     """Write the Adult test predictions to ``path`` (CSV, or Parquet by suffix); returns it."""
-    frame = adult_predictions(seed)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
-    return path
+    from audit.demos import write_table
+
+    return write_table(adult_predictions(seed), path)
 
 
 def write_adult_split(path: Path, split: str = "train") -> Path:

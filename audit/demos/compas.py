@@ -43,11 +43,6 @@ def compas_predictions(threshold: int = 5) -> Any:
 
 def write_compas_predictions(path: Path, threshold: int = 5) -> Path:
     """Write the COMPAS predictions file (CSV, or Parquet by suffix); returns its path."""
-    frame = compas_predictions(threshold)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        frame.to_csv(path, index=False)
-    return path
+    from audit.demos import write_table
+
+    return write_table(compas_predictions(threshold), path)

@@ -5,21 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from audit.checks.explain import common, rollout
 from audit.registry import CheckOutput, check
 from audit.results import Figure, Finding, Metric
 
 
-class AttentionParams(BaseModel):
+class AttentionParams(common.TextInputParams):
     """Parameters of the ``attention`` check."""
 
-    model_config = ConfigDict(extra="forbid")
-    texts: list[str] | None = None
-    data: str | None = None
-    text_column: str = "text"
-    max_tokens: int | None = Field(None, ge=2, le=100_000)
     n: int = Field(12, ge=1, le=2000)
     residual: float = Field(0.5, ge=0.0, le=1.0)
     focused_entropy: float = Field(0.3, gt=0.0, lt=1.0)

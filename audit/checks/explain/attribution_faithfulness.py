@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from audit.checks.explain import common, faithfulness
 from audit.registry import CheckOutput, check
@@ -15,14 +15,9 @@ from audit.results import Figure, Finding, Metric
 Method = Literal["shap", "ig", "attention_rollout", "random"]
 
 
-class FaithfulnessParams(BaseModel):
+class FaithfulnessParams(common.TextInputParams):
     """Parameters of the ``attribution_faithfulness`` check."""
 
-    model_config = ConfigDict(extra="forbid")
-    texts: list[str] | None = None
-    data: str | None = None
-    text_column: str = "text"
-    max_tokens: int | None = Field(None, ge=2, le=100_000)
     n: int = Field(20, ge=1, le=5000)
     methods: list[Method] | None = None
     fractions: list[float] = Field(default_factory=lambda: list(faithfulness.DEFAULT_FRACTIONS))

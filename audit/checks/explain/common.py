@@ -8,8 +8,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from audit.errors import usage
+
+
+class TextInputParams(BaseModel):
+    """Where the explain checks get their texts: inline ``texts``, or ``data`` (a file or
+    ``asset:NAME``) with its ``text_column``; ``max_tokens`` truncates long texts (with a warning)."""
+
+    model_config = ConfigDict(extra="forbid")
+    texts: list[str] | None = None
+    data: str | None = None
+    text_column: str = "text"
+    max_tokens: int | None = Field(None, ge=2, le=100_000)
 
 PROBES = Path(__file__).resolve().parents[2] / "probes" / "explain_sentences.json"
 

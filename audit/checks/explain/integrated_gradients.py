@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from audit.checks.explain import common
 from audit.errors import usage
@@ -14,14 +14,9 @@ from audit.registry import CheckOutput, check
 from audit.results import Figure, Finding, Metric
 
 
-class IGParams(BaseModel):
+class IGParams(common.TextInputParams):
     """Parameters of the ``integrated_gradients`` check."""
 
-    model_config = ConfigDict(extra="forbid")
-    texts: list[str] | None = None
-    data: str | None = None
-    text_column: str = "text"
-    max_tokens: int | None = Field(None, ge=2, le=100_000)
     n: int = Field(8, ge=1, le=2000)
     n_steps: int = Field(50, ge=2, le=2000)
     method: Literal["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right",

@@ -6,21 +6,16 @@ import inspect
 from typing import Any, Callable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from audit.checks.explain import common
 from audit.registry import CheckOutput, check
 from audit.results import Figure, Finding, Metric
 
 
-class ShapTextParams(BaseModel):
+class ShapTextParams(common.TextInputParams):
     """Parameters of the ``shap_text`` check."""
 
-    model_config = ConfigDict(extra="forbid")
-    texts: list[str] | None = None
-    data: str | None = None
-    text_column: str = "text"
-    max_tokens: int | None = Field(None, ge=2, le=100_000)
     n: int = Field(8, ge=1, le=5000)
     max_evals: int = Field(500, ge=4, le=100_000)
     node_batch: int = Field(5, ge=1, le=1000)
