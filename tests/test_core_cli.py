@@ -183,3 +183,18 @@ def test_schema_and_compare(tmp_path: Path) -> None:
     worse = audit("compare", runs["base"], runs["worse"], "--tolerance", "0.01")
     assert worse.returncode == 1
     assert "m / value [b]" in worse.stdout
+
+
+def test_atomic_write_gives_ordinary_file_mode(tmp_path: Path) -> None:
+    """Results and reports are written via a temp file + rename, with the mode a plain
+    open() would give (0666 minus the umask), not mkstemp's 0600."""
+    from audit.io import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "r.json", "{}")
+    finally:
+        os.umask(old)
+    assert path.read_text() == "{}"
+    assert (path.stat().st_mode & 0o777) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]

@@ -131,13 +131,11 @@ def test_real_classifier_matches_shap_over_a_transformers_pipeline():
     import shap
     from transformers import pipeline
 
-    from audit.assets import MODEL_ASSETS
+    from audit.assets import resolve_model
     from audit.checks.explain.shap_text import explain
     from audit.models.hf import load_hf
 
-    folder = MODEL_ASSETS["dreaddit-classifier"].locate()
-    if folder is None:
-        pytest.skip("dreaddit-classifier not built (run `audit assets prepare`)")
+    folder = resolve_model("dreaddit-classifier")  # built into the cache on first use (offline)
     model = load_hf(str(folder))
     texts = ["I can't sleep and my exams are next week.", "We had a lovely calm day at the lake."]
     pipe = pipeline("text-classification", model=model.torch_module, tokenizer=model.tokenizer,

@@ -6,7 +6,6 @@ caller can record them (they define the member set a later membership-inference 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,14 +49,9 @@ def read_texts(path: str | Path, text_column: str = "text", label_column: str | 
 
 def _read_table(p: Path, text_column: str, label_column: str | None,
                 ) -> tuple[list[str], list[int] | None]:
-    import pandas as pd
+    from audit.io import read_table
 
-    if p.suffix.lower() in (".jsonl", ".json"):
-        rows = [json.loads(line) for line in p.read_text(encoding="utf-8").splitlines()
-                if line.strip()]
-        frame = pd.DataFrame(rows)
-    else:
-        frame = pd.read_csv(p, sep="\t" if p.suffix.lower() == ".tsv" else ",")
+    frame = read_table(p, "--data")
     if text_column not in frame.columns:
         columns = ", ".join(map(str, frame.columns))
         raise usage(str(p), text_column, f"no such column (columns: {columns})",

@@ -10,30 +10,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from audit.errors import usage
+from audit.io import read_table
 from audit.results import ModelInfo
-
-
-def read_table(path: str | Path, what: str = "data") -> Any:
-    """Read a CSV or Parquet file into a DataFrame; one-line errors for missing/unreadable files."""
-    import pandas as pd
-
-    p = Path(path)
-    if not str(path) or not p.exists():
-        raise usage(str(path) or "(none)", what, "file not found", "pass an existing CSV or Parquet file")
-    try:
-        if p.suffix.lower() in (".parquet", ".pq"):
-            frame = pd.read_parquet(p)
-        elif p.suffix.lower() in (".jsonl", ".json"):
-            frame = pd.read_json(p, lines=p.suffix.lower() == ".jsonl")
-        else:
-            frame = pd.read_csv(p)
-    except Exception as exc:  # pandas raises many types
-        raise usage(str(p), what, f"cannot read ({type(exc).__name__}: {str(exc).splitlines()[0]})",
-                    "pass a valid CSV, JSONL or Parquet file") from None
-    if frame.empty:
-        raise usage(str(p), what, "the file has no rows", "pass a file with data rows")
-    return frame
 
 
 class PredictionsAdapter:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from audit.errors import usage
-from audit.models.predictions import read_table
+from audit.io import read_table
 from audit.results import ModelInfo
 
 ESTIMATORS = ("logistic_regression", "gradient_boosting", "random_forest")

@@ -65,15 +65,5 @@ def write_report(run: RunResult, out_dir: str | Path, show_pii: bool = False) ->
     card = render_model_card(run)
     paths = {"html": atomic_write_text(out / "report.html", html),
              "model_card": atomic_write_text(out / "model_card.md", card)}
-    for path in paths.values():  # mkstemp makes 0600 files; a report is meant to be shared
-        _chmod_like_umask(path)
     return paths
 
-
-def _chmod_like_umask(path: Path) -> None:
-    """Give ``path`` the mode a plain ``open(path, "w")`` would have (0666 minus the umask)."""
-    import os
-
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)

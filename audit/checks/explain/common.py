@@ -34,15 +34,11 @@ def load_probe_sentences(path: Path = PROBES) -> list[dict[str, Any]]:
 
 def _read_table(path: Path, column: str, where: str) -> list[str]:
     """Read the text column of a CSV, JSON-lines or JSON list file."""
-    import pandas as pd
+    from audit.io import read_table
 
     if not path.exists():
         raise usage(where, "data", f"file not found: {path}", "give a CSV/JSONL path or an asset name")
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        frame = pd.read_json(path, lines=suffix == ".jsonl")
-    else:
-        frame = pd.read_csv(path)
+    frame = read_table(path, "data")
     if column not in frame.columns:
         raise usage(where, "text_column", f"{path.name} has no column {column!r}",
                     f"use one of {list(frame.columns)[:8]}")

@@ -26,7 +26,7 @@ def resolve_data(ctx: Any, value: str) -> str:
 
 def read_labelled(path: str, what: str = "data") -> Any:
     """Read a CSV/Parquet/JSONL table (one-line error when missing, unreadable or empty)."""
-    from audit.models.predictions import read_table
+    from audit.io import read_table
 
     return read_table(path, what)
 
