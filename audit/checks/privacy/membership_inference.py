@@ -24,9 +24,12 @@ class MembershipParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    members: str = Field(..., description="texts used in training (.txt lines, .jsonl, .json)")
+    members: str = Field(..., description="texts used in training (.txt lines, .jsonl, .json; "
+                         "for a classifier a CSV/JSONL with text and label columns)")
     nonmembers: str = Field(..., description="texts from the same distribution, not trained on")
-    attacks: list[Attack] = Field(["loss", "zlib", "min_k"], min_length=1)
+    attacks: list[Attack] | None = Field(None, min_length=1, description="default: loss, zlib, "
+                                         "min_k for a causal LM; loss for a classifier")
+    label_field: str = Field("label", description="label column (classifiers only)")
     reference_model: str | None = Field(None, description="alias of a reference LM (models:)")
     min_k_fraction: float = Field(0.2, gt=0, le=1, description="k of Min-K% Prob, as a fraction")
     max_examples: int | None = Field(None, ge=10, description="use at most N texts of each file")
@@ -100,7 +103,8 @@ def bootstrap_metrics(m: np.ndarray, n: np.ndarray, rng: np.random.Generator,
 
 
 # --------------------------------------------------------------------------- the check
-@check(NAME, area="privacy", params=MembershipParams, requires=[{"sequence_log_prob"}])
+@check(NAME, area="privacy", params=MembershipParams,
+       requires=[{"sequence_log_prob"}, {"predict_proba"}])
 def membership_inference(ctx: Any, params: MembershipParams) -> CheckOutput:
     """Membership inference: how well the model's likelihoods separate training texts from others.
 
@@ -111,7 +115,9 @@ def membership_inference(ctx: Any, params: MembershipParams) -> CheckOutput:
     `zlib` (total log-probability divided by the zlib-compressed length; Carlini et al. 2021),
     `min_k` (mean of the k% least likely tokens, Min-K% Prob; Shi et al. 2023) and, when a
     reference model alias is given, `reference` (target minus reference mean log-probability;
-    Carlini et al. 2021). For each attack: ROC AUC (Mann-Whitney), TPR at 1% and 0.1% FPR (Carlini
+    Carlini et al. 2021). For a classifier (members/non-members as labelled CSV/JSONL) the `loss`
+    attack scores each text by the log-probability of its true label (Yeom et al. 2018). For
+    each attack: ROC AUC (Mann-Whitney), TPR at 1% and 0.1% FPR (Carlini
     et al. 2022's low-FPR regime), each with a 95% stratified percentile-bootstrap CI. Metrics
     `auc`, `tpr_at_1pct_fpr` and `tpr_at_0_1pct_fpr` report the strongest attack, with every
     attack in by_group; ROC curves are in the figure.
@@ -124,6 +130,8 @@ def membership_inference(ctx: Any, params: MembershipParams) -> CheckOutput:
     instead (Duan et al. 2024); TPR at 0.1% FPR needs well over 1,000 non-members to be more than
     0 or 1/n; the maximum over attacks is optimistically biased for small samples.
     """
+    if "sequence_log_prob" not in ctx.model.capabilities:
+        return _classifier_attack(ctx, params)
     members = read_texts(ctx, params.members, f"{NAME}.members", params.field, 2)
     nonmembers = read_texts(ctx, params.nonmembers, f"{NAME}.nonmembers", params.field, 2)
     if params.max_examples:
@@ -132,18 +140,61 @@ def membership_inference(ctx: Any, params: MembershipParams) -> CheckOutput:
     texts = members + nonmembers
     lps = _token_lps(ctx.model, texts)
     ref = _token_lps(ctx.models[params.reference_model], texts) if "reference" in attacks else None
+    scores = {a: attack_scores(lps, texts, a, params.min_k_fraction, ref) for a in attacks}
+    return _evaluate(ctx, params, scores, len(members), len(nonmembers))
+
+
+def _evaluate(ctx: Any, params: MembershipParams, scores: dict[str, np.ndarray], n_members: int,
+              n_nonmembers: int) -> CheckOutput:
+    """AUC, TPR at low FPR, bootstrap CIs and ROC points of each attack's scores."""
     results = {}
-    for attack in attacks:
-        s = attack_scores(lps, texts, attack, params.min_k_fraction, ref)
-        m, n = s[:len(members)], s[len(members):]
+    for attack, s in scores.items():
+        m, n = s[:n_members], s[n_members:]
         cis = bootstrap_metrics(m, n, ctx.sub_rng(f"boot-{attack}"), params.n_boot)
         results[attack] = {"auc": auc_score(m, n), "cis": cis, "roc": roc_points(m, n),
                            **{k: tpr_at_fpr(m, n, lvl) for k, lvl in FPR_LEVELS.items()}}
-    return _output(results, len(members), len(nonmembers))
+    return _output(results, n_members, n_nonmembers)
+
+
+def _classifier_attack(ctx: Any, params: MembershipParams) -> CheckOutput:
+    """Loss attack on a classifier: score = log p(true label | text)."""
+    if params.attacks and set(params.attacks) != {"loss"}:
+        raise usage(NAME, "attacks", f"{sorted(set(params.attacks) - {'loss'})} need a language "
+                    "model's token log-probabilities", "use attacks: [loss] for a classifier")
+    sets = [_labelled(ctx, getattr(params, part), part, params) for part in ("members", "nonmembers")]
+    texts = sets[0][0] + sets[1][0]
+    labels = np.array(sets[0][1] + sets[1][1])
+    probs = np.asarray(ctx.model.predict_proba(texts), dtype=float)
+    true = probs[np.arange(len(texts)), labels]
+    return _evaluate(ctx, params, {"loss": np.log(np.clip(true, 1e-12, 1.0))},
+                     len(sets[0][0]), len(sets[1][0]))
+
+
+def _labelled(ctx: Any, path: str, part: str, params: MembershipParams) -> tuple[list[str], list[int]]:
+    """Texts and label ids (ints, or names from the model's labels) of a labelled file."""
+    from audit.io import read_table
+
+    where = f"{NAME}.{part}"
+    frame = read_table(ctx.resolve_path(path), where)
+    missing = [c for c in (params.field, params.label_field) if c not in frame.columns]
+    if missing:
+        raise usage(where, path, f"no column {missing}", "set `field:` and `label_field:`")
+    frame = frame.head(params.max_examples) if params.max_examples else frame
+    names = list(getattr(ctx.model, "labels", []))
+    ids = []
+    for raw in frame[params.label_field].tolist():
+        if str(raw) in names:
+            ids.append(names.index(str(raw)))
+        elif str(raw).lstrip("-").isdigit() and 0 <= int(raw) < max(len(names), 2):
+            ids.append(int(raw))
+        else:
+            raise usage(where, params.label_field, f"label {raw!r} is not a class of the model",
+                        f"use class ids 0..{len(names) - 1} or names {names}")
+    return [str(t) for t in frame[params.field].tolist()], ids
 
 
 def _attack_list(ctx: Any, params: MembershipParams) -> list[str]:
-    attacks = list(dict.fromkeys(params.attacks))
+    attacks = list(dict.fromkeys(params.attacks or ["loss", "zlib", "min_k"]))
     if params.reference_model:
         if params.reference_model not in ctx.models:
             raise usage(NAME, "reference_model", f"no model alias {params.reference_model!r}",
