@@ -89,6 +89,16 @@ CANARY_FILES = {"canary-canaries": "canaries.json", "canary-members": "members.t
                 "canary-nonmembers": "nonmembers.txt", "canary-train": "train.txt"}
 
 
+ASSET_PREFIX = "asset:"
+
+
+def asset_ref(text: str) -> Path | None:
+    """The path an ``asset:NAME`` reference names (building it if needed); None for other text."""
+    if not str(text).startswith(ASSET_PREFIX):
+        return None
+    return asset_path(str(text)[len(ASSET_PREFIX):])
+
+
 def asset_path(name: str) -> Path:
     """Path of a data asset; a one-line usage error names the package to install if missing."""
     if name in CANARY_FILES:

@@ -37,10 +37,11 @@ class CheckContext:
     def resolve_path(self, path: str | os.PathLike[str]) -> Path:
         """Resolve a user path: ``asset:NAME`` (see ``audit assets``), ``~`` expanded, relative
         paths against the suite's folder first, then the working folder."""
-        if str(path).startswith("asset:"):
-            from audit.assets import asset_path
+        from audit.assets import asset_ref
 
-            return asset_path(str(path)[len("asset:"):])
+        asset = asset_ref(str(path))
+        if asset is not None:
+            return asset
         p = Path(os.path.expanduser(str(path)))
         if p.is_absolute():
             return p

@@ -99,7 +99,7 @@ class ModelPool:
     def __init__(self, suite: Suite, options: RunOptions):
         self.suite, self.options = suite, options
         self.loaded: dict[str, Any] = {}
-        self.attn_aliases: set[str] = set()
+        self._infos: dict[str, ModelInfo] = {}
 
     def spec_for(self, alias: str) -> Any:
         """The suite's spec for ``alias`` (``--model`` replaces ``default``; ``none`` is no model)."""
@@ -124,8 +124,11 @@ class ModelPool:
         return self.loaded[alias]
 
     def infos(self) -> dict[str, ModelInfo]:
-        """Provenance of every loaded model."""
-        return {alias: adapter.info() for alias, adapter in self.loaded.items() if alias != "none"}
+        """Provenance of every loaded model (hashed once per model, not after every check)."""
+        for alias, adapter in self.loaded.items():
+            if alias != "none" and alias not in self._infos:
+                self._infos[alias] = adapter.info()
+        return dict(self._infos)
 
 
 def _run_id(suite: Suite, options: RunOptions) -> str:

@@ -9,10 +9,11 @@ from audit.errors import usage
 
 
 def _resolve_relative(path: str, base_dir: Path) -> str:
-    if path.startswith("asset:"):
-        from audit.assets import asset_path
+    from audit.assets import asset_ref
 
-        return str(asset_path(path[len("asset:"):]))
+    asset = asset_ref(path)
+    if asset is not None:
+        return str(asset)
     p = Path(path).expanduser()
     if p.is_absolute() or p.exists():
         return str(p)

@@ -17,10 +17,6 @@ JOIN = " × "
 
 def resolve_data(ctx: Any, value: str) -> str:
     """A data path from params: ``asset:NAME`` (an offline data asset) or a path for ctx."""
-    if value.startswith("asset:"):
-        from audit.assets import asset_path
-
-        return str(asset_path(value[len("asset:"):]))
     return str(ctx.resolve_path(value))
 
 

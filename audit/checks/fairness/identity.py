@@ -39,15 +39,20 @@ class Axis:
         return [f for f in out if not (real_text and f.lower() in self.ambiguous)]
 
 
+def _read_section(src: Path, key: str, field: str, what: str) -> Any:
+    """``json[key]`` of a shipped or user JSON file; a one-line usage error when unreadable."""
+    try:
+        return json.loads(src.read_text(encoding="utf-8"))[key]
+    except (OSError, ValueError, KeyError) as exc:
+        raise usage(str(src), field, f"cannot read {what} ({exc})",
+                    f"pass a JSON file with a `{key}` mapping like the shipped one") from None
+
+
 def load_lexicon(path: str | Path | None = None, axes: Iterable[str] | None = None
                  ) -> dict[str, Axis]:
     """The identity lexicon (shipped one, or a JSON file of the same shape), limited to ``axes``."""
     src = Path(path) if path else LEXICON
-    try:
-        raw = json.loads(src.read_text(encoding="utf-8"))["axes"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise usage(str(src), "lexicon", f"cannot read identity lexicon ({exc})",
-                    "pass a JSON file with an `axes` mapping like the shipped one") from None
+    raw = _read_section(src, "axes", "lexicon", "identity lexicon")
     chosen = list(axes) if axes else list(raw)
     unknown = [a for a in chosen if a not in raw]
     if unknown:
@@ -128,11 +133,7 @@ def fill(template: str, term: str) -> str:
 def load_templates(task: str, path: str | Path | None = None) -> dict[str, Any]:
     """A labelled template task: ``{"positive_label", "positive": [...], "negative": [...]}``."""
     src = Path(path) if path else TEMPLATES
-    try:
-        tasks = json.loads(src.read_text(encoding="utf-8"))["tasks"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise usage(str(src), "templates", f"cannot read templates ({exc})",
-                    "pass a JSON file with a `tasks` mapping like the shipped one") from None
+    tasks = _read_section(src, "tasks", "templates", "templates")
     if task not in tasks:
         raise usage(str(src), "templates", f"unknown template task {task!r}",
                     f"use one of {list(tasks)}")
