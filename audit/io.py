@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -53,3 +54,24 @@ def read_table(path: str | Path, what: str = "data") -> Any:
     if frame.empty:
         raise usage(str(p), what, "the file has no rows", "pass a file with data rows")
     return frame
+
+
+HASHED_SUFFIXES = (".safetensors", ".json", ".bin", ".gguf", ".txt", ".model", ".pt")
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 hex digest of a file's bytes (streamed): the one file hasher of audit."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_hashes(folder: str | Path, limit_bytes: int = 4 * 2**30) -> dict[str, str]:
+    """SHA-256 of each weight/config/tokenizer file directly in ``folder`` (model provenance)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return {}
+    return {p.name: sha256_file(p) for p in sorted(folder.iterdir())
+            if p.is_file() and p.suffix in HASHED_SUFFIXES and p.stat().st_size <= limit_bytes}

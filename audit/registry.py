@@ -180,10 +180,17 @@ def all_checks() -> list[CheckSpec]:
 
 @dataclass
 class CheckOutput:
-    """What a check function returns; the runner adds id, status, timing, gates and method card."""
+    """What a check function returns; the runner adds id, status, timing, gates and method card.
+
+    ``evidence`` holds the few rows a reader should see (the strongest cases); ``items`` holds one
+    record per scored unit (a pair, a prompt, a canary, a row) with a stable string ``id`` unique
+    within the check, enough to re-derive the headline metrics and to pair two runs item by item.
+    Both obey the same redaction rules (PII and secrets never raw unless ``--show-pii``).
+    """
 
     metrics: list[Any] = field(default_factory=list)
     findings: list[Any] = field(default_factory=list)
     evidence: list[dict[str, Any]] = field(default_factory=list)
     figures: list[Any] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    items: list[dict[str, Any]] = field(default_factory=list)

@@ -13,18 +13,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from audit.io import sha256_file  # noqa: F401  (re-exported: the ledger hashes data files)
+
 LEDGER_FILE = "privacy_ledger.json"
 LEDGER_SCHEMA = "audit.privacy_ledger/1"
 ACCOUNTANTS = ("rdp", "prv")
-
-
-def sha256_file(path: str | Path) -> str:
-    """SHA-256 hex digest of a file's bytes (streamed)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sha256_json(value: Any) -> str:

@@ -7,21 +7,26 @@ load through transformers' GGUF support (dequantised to float32).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
+
+from audit.models.capabilities import (AttentionMap, MaskedScoreRequest, Message, Progress,
+                                       TokenizedText, TorchHandle)
 
 from audit.errors import usage
 from audit.results import ModelInfo
 
 _KIND_CAPABILITIES = {
-    "masked_lm": {"fill_mask", "pseudo_log_likelihood", "embed", "attentions", "torch_module"},
-    "causal_lm": {"sequence_log_prob", "generate", "attentions", "torch_module"},
-    "classifier": {"predict_proba", "embed", "attentions", "torch_module"},
-    "encoder": {"embed", "attentions", "torch_module"},
+    "masked_lm": {"tokenize", "masked_log_probs", "fill_mask", "embed", "attentions",
+                  "differentiable"},
+    "causal_lm": {"tokenize", "sequence_log_prob", "generate", "greedy_tokens", "attentions",
+                  "differentiable"},
+    "classifier": {"tokenize", "predict_proba", "embed", "attentions", "differentiable"},
+    "encoder": {"tokenize", "embed", "attentions", "differentiable"},
 }
+_CHAT_CAPABILITIES = {"chat", "chat_template"}
 
 
 def detect_kind(config: Any) -> str:
@@ -58,22 +63,6 @@ def _dtype(name: str) -> Any:
     if name not in table:
         raise usage("--dtype", name, "unknown dtype", "use float32, bfloat16 or float16")
     return table[name]
-
-
-def file_hashes(folder: Path, limit_bytes: int = 4 * 2**30) -> dict[str, str]:
-    """SHA-256 of each weight/config/tokenizer file in ``folder`` (provenance)."""
-    hashes = {}
-    if not folder.is_dir():
-        return hashes
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and path.stat().st_size <= limit_bytes and path.suffix in (
-                ".safetensors", ".json", ".bin", ".gguf", ".txt", ".model", ".pt"):
-            digest = hashlib.sha256()
-            with open(path, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-            hashes[path.name] = digest.hexdigest()
-    return hashes
 
 
 def _check_weights_allowed(folder: Path, allow_pickle: bool) -> str | None:
@@ -151,7 +140,8 @@ def _load_model(source: str, kind: str, config: Any, common: dict[str, Any], dty
 
 
 class HFAdapter:
-    """A loaded transformers model with the capability methods of ``audit.models.base``."""
+    """A loaded transformers model with the capability methods of
+    ``audit.models.capabilities`` (which ones depends on its kind; chat needs a chat template)."""
 
     adapter_name = "hf"
 
@@ -163,11 +153,15 @@ class HFAdapter:
         self.gguf_file = gguf_file
         limit = getattr(model.config, "max_position_embeddings", None) or 512
         self.max_length = int(min(max_length or limit, limit, 4096))
-        self.capabilities = frozenset(_KIND_CAPABILITIES[kind])
+        caps = set(_KIND_CAPABILITIES[kind])
+        if kind == "causal_lm" and getattr(tokenizer, "chat_template", None):
+            caps |= _CHAT_CAPABILITIES
+        self.capabilities = frozenset(caps)
         if kind == "causal_lm" and tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.mask_token = getattr(tokenizer, "mask_token", None)
         self.labels = self._labels() if kind == "classifier" else []
+        self._bos: list[int] | None = None
 
     def _labels(self) -> list[str]:
         id2label = getattr(self.torch_module.config, "id2label", None) or {}
@@ -177,6 +171,8 @@ class HFAdapter:
     # -- provenance -------------------------------------------------------------------------
     def info(self) -> ModelInfo:
         """Source, kind, parameter count and file hashes."""
+        from audit.io import file_hashes
+
         folder = Path(self.source)
         n_params = sum(p.numel() for p in self.torch_module.parameters())
         details = {"architecture": type(self.torch_module).__name__, "parameters": int(n_params),
@@ -198,84 +194,159 @@ class HFAdapter:
         for start in range(0, len(items), size):
             yield items[start:start + size]
 
-    def encode(self, texts: list[str], add_special_tokens: bool = True) -> dict[str, Any]:
+    def encode(self, texts: Sequence[str], add_special_tokens: bool = True) -> dict[str, Any]:
         """Tokenise a batch with padding and truncation to ``max_length``, on the device."""
         enc = self.tokenizer(list(texts), return_tensors="pt", padding=True, truncation=True,
                              max_length=self.max_length, add_special_tokens=add_special_tokens)
         return {k: v.to(self.device) for k, v in enc.items()}
 
-    def _bos_prefix(self) -> list[int]:
+    def bos_prefix(self) -> list[int]:
+        """``[bos_token_id]`` when the model has a BOS token its tokenizer does not add."""
+        if self._bos is None:
+            tok = self.tokenizer
+            probe = tok("a", add_special_tokens=True)["input_ids"]
+            bos = getattr(tok, "bos_token_id", None)
+            self._bos = [bos] if bos is not None and (not probe or probe[0] != bos) else []
+        return list(self._bos)
+
+    # -- tokenize ---------------------------------------------------------------------------
+    def tokenize(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[TokenizedText]:
+        """Token ids, character offsets, special-token flags and word ids (fast tokenizers)."""
         tok = self.tokenizer
-        probe = tok("a", add_special_tokens=True)["input_ids"]
-        if tok.bos_token_id is not None and (not probe or probe[0] != tok.bos_token_id):
-            return [tok.bos_token_id]
-        return []
-
-    # -- causal LM --------------------------------------------------------------------------
-    def token_log_probs(self, texts: list[str], batch_size: int | None = None) -> list[np.ndarray]:
-        """Log-probability of every token given its prefix, per text (float64 arrays).
-
-        A BOS token is prepended when the tokenizer does not add one, so the first word is
-        scored too (as lm-evaluation-harness does for GPT-2).
-        """
-        import torch
-
-        bos = self._bos_prefix()
-        ids = [bos + self.tokenizer(t, add_special_tokens=True, truncation=True,
-                                    max_length=self.max_length - len(bos))["input_ids"]
-               for t in texts]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        out: list[np.ndarray] = [np.zeros(0)] * len(ids)
-        for chunk in self.batches(order, batch_size):
-            for i, lp in zip(chunk, self._score_ids([ids[i] for i in chunk])):
-                out[i] = lp
+        if not getattr(tok, "is_fast", False):
+            raise usage(self.source, "tokenizer", "needs a fast tokenizer (character offsets)",
+                        "save the model with a tokenizer.json (PreTrainedTokenizerFast)")
+        enc = tok(list(texts), add_special_tokens=add_special_tokens,
+                  return_offsets_mapping=True, return_special_tokens_mask=True)
+        out = []
+        for i, text in enumerate(texts):
+            ids = enc["input_ids"][i]
+            special = [bool(s) for s in enc["special_tokens_mask"][i]]
+            offsets = [(0, 0) if s else (int(a), int(b))
+                       for (a, b), s in zip(enc["offset_mapping"][i], special)]
+            words = enc.word_ids(i)
+            out.append(TokenizedText(text=text, ids=tuple(ids), offsets=tuple(offsets),
+                                     special=tuple(special), word_ids=tuple(words),
+                                     tokens=tuple(tok.convert_ids_to_tokens(ids))))
         return out
 
-    def _score_ids(self, seqs: list[list[int]]) -> list[np.ndarray]:
-        import torch
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of token ids (special tokens skipped)."""
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
-        width = max(len(s) for s in seqs)
-        pad = self.tokenizer.pad_token_id or 0
-        input_ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, seq in enumerate(seqs):
-            input_ids[row, :len(seq)] = torch.tensor(seq)
-            mask[row, :len(seq)] = 1
-        with torch.inference_mode():
-            logits = self.torch_module(input_ids=input_ids.to(self.device),
-                                       attention_mask=mask.to(self.device)).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1)
-        gathered = logp.gather(-1, input_ids[:, 1:].to(self.device).unsqueeze(-1)).squeeze(-1)
-        return [gathered[r, :len(s) - 1].double().cpu().numpy() for r, s in enumerate(seqs)]
+    # -- causal LM: the one scorer ----------------------------------------------------------
+    def _scoring_rows(self, texts: Sequence[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+        """Token ids (BOS prepended when the tokenizer does not add it) and character offsets
+        of each text, truncated to ``max_length``."""
+        bos = self.bos_prefix()
+        enc = self.tokenizer(list(texts), add_special_tokens=True, truncation=True,
+                             max_length=self.max_length - len(bos), return_offsets_mapping=True,
+                             return_special_tokens_mask=True)
+        rows, offsets = [], []
+        for ids, offs, special in zip(enc["input_ids"], enc["offset_mapping"],
+                                      enc["special_tokens_mask"]):
+            rows.append(bos + list(ids))
+            offsets.append([(0, 0)] * len(bos) + [(0, 0) if s else (int(a), int(b))
+                                                  for (a, b), s in zip(offs, special)])
+        return rows, offsets
 
-    def sequence_log_prob(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+    def _row_log_probs(self, rows: list[list[int]], progress: Progress | None) -> list[np.ndarray]:
+        from audit.models.hf_scoring import causal_token_log_probs
+
+        return causal_token_log_probs(self.torch_module, rows, self.device,
+                                      max_rows=16 * self.batch_size, progress=progress)
+
+    def token_log_probs(self, texts: Sequence[str], progress: Progress | None = None) -> list[np.ndarray]:
+        """Log-probability of every token given its prefix, per text (float64 arrays)."""
+        rows, _ = self._scoring_rows(texts)
+        return self._row_log_probs(rows, progress)
+
+    def sequence_log_prob(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """Sum of token log-probabilities of each text (natural log)."""
-        return np.array([float(lp.sum()) for lp in self.token_log_probs(texts, batch_size)])
+        return np.array([float(lp.sum()) for lp in self.token_log_probs(texts, progress)])
 
-    def generate(self, prompts: list[str], max_new_tokens: int = 32, do_sample: bool = False,
+    def continuation_log_prob(self, prompts: Sequence[str], continuations: Sequence[str],
+                              progress: Progress | None = None) -> np.ndarray:
+        """Summed log-probability of the tokens of ``prompt + continuation`` that carry a
+        character of the continuation."""
+        if len(prompts) != len(continuations):
+            raise ValueError("prompts and continuations differ in length")
+        full = [p + c for p, c in zip(prompts, continuations)]
+        rows, offsets = self._scoring_rows(full)
+        per_token = self._row_log_probs(rows, progress)
+        out = np.zeros(len(full))
+        for i, (lp, offs) in enumerate(zip(per_token, offsets)):
+            cut = len(prompts[i])
+            out[i] = float(sum(lp[t - 1] for t in range(1, len(offs)) if offs[t][1] > cut))
+        return out
+
+    # -- generation -------------------------------------------------------------------------
+    def generate(self, prompts: Sequence[str], max_new_tokens: int = 32, do_sample: bool = False,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
-                 batch_size: int | None = None) -> list[str]:
+                 progress: Progress | None = None, add_special_tokens: bool = True) -> list[str]:
         """Continue each prompt (greedy or sampled, seeded); returns only the new text."""
         import torch
 
         self.tokenizer.padding_side = "left"
         outputs: list[str] = []
-        for chunk_index, chunk in enumerate(self.batches(list(prompts), batch_size)):
-            torch.manual_seed(seed + chunk_index)
-            enc = self.encode(chunk)
-            kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample,
-                          pad_token_id=self.tokenizer.pad_token_id)
-            if do_sample:
-                kwargs.update(temperature=temperature, top_p=top_p)
-            with torch.inference_mode():
-                gen = self.torch_module.generate(**enc, **kwargs)
-            new = gen[:, enc["input_ids"].shape[1]:]
-            outputs.extend(self.tokenizer.batch_decode(new, skip_special_tokens=True))
-        self.tokenizer.padding_side = "right"
+        try:
+            for chunk_index, chunk in enumerate(self.batches(list(prompts))):
+                torch.manual_seed(seed + chunk_index)
+                enc = self.encode(chunk, add_special_tokens=add_special_tokens)
+                kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample,
+                              pad_token_id=self.tokenizer.pad_token_id)
+                if do_sample:
+                    kwargs.update(temperature=temperature, top_p=top_p)
+                else:
+                    kwargs.update(temperature=None, top_p=None, top_k=None)
+                with torch.inference_mode():
+                    gen = self.torch_module.generate(**enc, **kwargs)
+                new = gen[:, enc["input_ids"].shape[1]:]
+                outputs.extend(self.tokenizer.batch_decode(new, skip_special_tokens=True))
+                if progress:
+                    progress(len(chunk))
+        finally:
+            self.tokenizer.padding_side = "right"
         return outputs
 
+    def greedy_token_continuations(self, prefixes: Sequence[Sequence[int]], max_new_tokens: int,
+                                   progress: Progress | None = None) -> list[list[int]]:
+        """Greedy token ids after each prefix (equal-length prefixes batched, no padding)."""
+        from audit.models.hf_scoring import greedy_continuations
+
+        tok = self.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+        return greedy_continuations(self.torch_module, prefixes, max_new_tokens, self.device, pad,
+                                    self.batch_size, progress)
+
+    def render_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
+        """The tokenizer's chat template applied to ``messages`` (text, BOS included if the
+        template writes it)."""
+        return self.tokenizer.apply_chat_template([dict(m) for m in messages], tokenize=False,
+                                                  add_generation_prompt=add_generation_prompt)
+
+    def chat(self, conversations: Sequence[Sequence[Message]], max_new_tokens: int = 128,
+             do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
+             progress: Progress | None = None) -> list[str]:
+        """Assistant replies: the chat template, then ``generate`` without extra special tokens."""
+        prompts = [self.render_chat(c) for c in conversations]
+        replies = self.generate(prompts, max_new_tokens, do_sample, temperature, top_p, seed,
+                                progress, add_special_tokens=False)
+        return [r.strip() for r in replies]
+
     # -- masked LM --------------------------------------------------------------------------
-    def fill_mask(self, texts: list[str], top_k: int = 10) -> list[list[tuple[str, float]]]:
+    def masked_log_probs(self, requests: Sequence[MaskedScoreRequest],
+                         progress: Progress | None = None) -> np.ndarray:
+        """Scores of masked copies, length-bucketed, LM head applied to scored rows only."""
+        from audit.models.hf_scoring import masked_log_probs
+
+        tok = self.tokenizer
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.mask_token_id
+        return masked_log_probs(self.torch_module, requests, tok.mask_token_id, int(pad),
+                                batch_size=4 * self.batch_size, device=self.device,
+                                progress=progress)
+
+    def fill_mask(self, texts: Sequence[str], top_k: int = 10) -> list[list[tuple[str, float]]]:
         """Top-k fills (token, probability) of the first mask token in each text."""
         import torch
 
@@ -296,44 +367,62 @@ class HFAdapter:
         return results
 
     # -- classifier / encoder -----------------------------------------------------------------
-    def predict_proba(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """Class probabilities, shape [n, n_classes] (softmax of the logits)."""
         import torch
 
         rows = []
-        for chunk in self.batches(list(texts), batch_size):
+        for chunk in self.batches(list(texts)):
             enc = self.encode(chunk)
             with torch.inference_mode():
                 logits = self.torch_module(**enc).logits.float()
             rows.append(torch.softmax(logits, dim=-1).cpu().numpy())
+            if progress:
+                progress(len(chunk))
         return np.concatenate(rows) if rows else np.zeros((0, len(self.labels)))
 
-    def embed(self, texts: list[str], batch_size: int | None = None) -> np.ndarray:
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """Mean-pooled last hidden state over non-padding tokens, shape [n, hidden]."""
         import torch
 
         rows = []
-        for chunk in self.batches(list(texts), batch_size):
+        for chunk in self.batches(list(texts)):
             enc = self.encode(chunk)
             with torch.inference_mode():
                 out = self.torch_module(**enc, output_hidden_states=True)
             hidden = out.hidden_states[-1].float()
             mask = enc["attention_mask"].unsqueeze(-1).float()
             rows.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy())
+            if progress:
+                progress(len(chunk))
         return np.concatenate(rows) if rows else np.zeros((0, 0))
 
-    def attentions(self, text: str) -> tuple[list[str], np.ndarray]:
-        """Tokens and attention weights [layers, heads, seq, seq] (switches to eager attention)."""
+    def attentions(self, text: str) -> AttentionMap:
+        """Attention weights [layers, heads, seq, seq] with the tokens, their offsets and special
+        flags (switches to eager attention when the model was loaded with another)."""
         import torch
 
         module = self.torch_module
         if getattr(module.config, "_attn_implementation", "eager") != "eager":
             module.set_attn_implementation("eager")
-        enc = self.encode([text])
+        bos = self.bos_prefix() if self.kind == "causal_lm" else []
+        tt = self.tokenize([text])[0]
+        ids = (bos + list(tt.ids))[:self.max_length]
+        input_ids = torch.tensor([ids], device=self.device)
         with torch.inference_mode():
-            out = module(**enc, output_attentions=True)
+            out = module(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                         output_attentions=True)
         if not out.attentions or out.attentions[0] is None:
             raise RuntimeError(f"{type(module).__name__} returned no attentions")
         stacked = torch.stack([a[0].float() for a in out.attentions]).cpu().numpy()
-        tokens = self.tokenizer.convert_ids_to_tokens(enc["input_ids"][0].tolist())
-        return tokens, stacked
+        n = len(ids)
+        offsets = ([(0, 0)] * len(bos) + list(tt.offsets))[:n]
+        special = ([True] * len(bos) + list(tt.special))[:n]
+        return AttentionMap(tokens=self.tokenizer.convert_ids_to_tokens(ids), values=stacked,
+                            offsets=offsets, special=special)
+
+    # -- gradients (Captum, Opacus only) ------------------------------------------------------
+    def differentiable(self) -> TorchHandle:
+        """The torch module, tokenizer and device, for gradient-based methods only."""
+        return TorchHandle(module=self.torch_module, tokenizer=self.tokenizer, device=self.device,
+                           kind=self.kind)

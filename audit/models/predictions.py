@@ -6,11 +6,10 @@ Expected columns (names configurable in the checks' params): ``y_true``, ``y_pre
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
-from audit.io import read_table
+from audit.io import read_table, sha256_file
 from audit.results import ModelInfo
 
 
@@ -29,7 +28,7 @@ class PredictionsAdapter:
     def from_file(cls, path: str, alias: str = "default", **_: Any) -> "PredictionsAdapter":
         """Load a predictions file (CSV, JSONL or Parquet)."""
         frame = read_table(path, "predictions")
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        digest = sha256_file(path)
         return cls(frame, alias=alias, source=str(Path(path).resolve()), sha256=digest)
 
     def info(self) -> ModelInfo:

@@ -8,14 +8,13 @@ only with ``--allow-pickle`` (``options.model_file``), since joblib/pickle can r
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from audit.errors import usage
-from audit.io import read_table
+from audit.io import read_table, sha256_file
 from audit.results import ModelInfo
 
 ESTIMATORS = ("logistic_regression", "gradient_boosting", "random_forest")
@@ -91,7 +90,7 @@ class TabularAdapter:
             raise usage(str(eval_path), "columns", f"missing {missing}", "use the same columns as the train file")
         pipe = _pipeline(train, features, _estimator(estimator, seed))
         pipe.fit(train[features], train[label].astype(int))
-        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        digest = sha256_file(path)
         details = {"estimator": estimator, "features": features, "train_rows": int(len(train)),
                    "train_sha256": digest, "eval_rows": int(len(frame))}
         return cls(pipe, frame, features, label, alias, str(Path(path).resolve()), details)

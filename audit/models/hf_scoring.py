@@ -1,0 +1,203 @@
+"""Torch compute behind the transformers adapter: the one causal scorer, masked-copy scoring and
+greedy decoding. Only ``audit.models.hf`` (and benchmarks/tests of it) import this module.
+
+Causal scoring (:func:`causal_token_log_probs`): rows of token ids are grouped by length; within a
+group, rows that share everything but their last token (canary candidates, answer options that
+differ in one token) share one forward pass of that parent. No padding is ever used, so every
+value equals what a one-row-at-a-time pass gives. Batches hold at most ``max_tokens`` tokens.
+
+Masked scoring (:func:`masked_log_probs`): many masked copies of many sentences, sorted by length
+and cut into padded batches; a forward pre-hook on the output-embedding layer hands the vocabulary
+projection only the scored positions (the LM head over every position is most of the waste).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from audit.models.capabilities import MaskedScoreRequest
+
+Progress = Callable[[int], Any]
+
+
+# ------------------------------------------------------------------------------ causal scoring
+def causal_token_log_probs(model: Any, rows: Sequence[Sequence[int]], device: str,
+                           max_tokens: int = 16384, max_rows: int = 256,
+                           progress: Progress | None = None) -> list[np.ndarray]:
+    """``out[i][t] = log p(rows[i][t+1] | rows[i][:t+1])`` (float64), exact and unpadded."""
+    out: list[np.ndarray] = [np.zeros(0)] * len(rows)
+    lengths = np.array([len(r) for r in rows])
+    for length in np.unique(lengths):
+        where = np.flatnonzero(lengths == length)
+        if length < 2:
+            for i in where:
+                out[i] = np.zeros(0)
+            if progress:
+                progress(len(where))
+            continue
+        arr = np.array([rows[i] for i in where], dtype=np.int64)
+        rows_per_pass = max(1, min(max_rows, max_tokens // int(length)))
+        for i, lp in zip(where, _same_length(model, arr, device, rows_per_pass, progress)):
+            out[i] = lp
+    return out
+
+
+def _same_length(model: Any, arr: np.ndarray, device: str, rows_per_pass: int,
+                 progress: Progress | None) -> np.ndarray:
+    """Per-token log-probs of equal-length rows: one forward pass per distinct parent."""
+    import torch
+
+    parents, inverse = np.unique(arr[:, :-1], axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(parents) + 1))
+    out = np.zeros((len(arr), arr.shape[1] - 1))
+    for u0 in range(0, len(parents), rows_per_pass):
+        u1 = min(u0 + rows_per_pass, len(parents))
+        batch = torch.as_tensor(parents[u0:u1], device=device)
+        with torch.inference_mode():
+            logp = torch.log_softmax(model(input_ids=batch).logits.float(), dim=-1)
+        own = logp[:, :-1].gather(-1, batch[:, 1:].unsqueeze(-1)).squeeze(-1).double()
+        kids = order[bounds[u0]:bounds[u1]]
+        local = torch.as_tensor(inverse[kids] - u0, device=device)
+        last = torch.as_tensor(arr[kids, -1], device=device)
+        out[kids, :-1] = own[local].cpu().numpy()
+        out[kids, -1] = logp[local, -1, last].double().cpu().numpy()
+        if progress:
+            progress(len(kids))
+    return out
+
+
+def causal_one_at_a_time(model: Any, rows: Sequence[Sequence[int]], device: str) -> list[np.ndarray]:
+    """The plain baseline: one forward pass per row (tests and benchmarks compare against it)."""
+    import torch
+
+    out = []
+    for row in rows:
+        ids = torch.as_tensor([list(row)], device=device)
+        with torch.inference_mode():
+            logp = torch.log_softmax(model(input_ids=ids).logits.float(), dim=-1)
+        out.append(logp[0, :-1].gather(-1, ids[0, 1:].unsqueeze(-1)).squeeze(-1).double().cpu().numpy())
+    return out
+
+
+# ------------------------------------------------------------------------------ greedy decoding
+def greedy_continuations(model: Any, prefixes: Sequence[Sequence[int]], n_new: int, device: str,
+                         pad_id: int, batch_size: int = 16,
+                         progress: Progress | None = None) -> list[list[int]]:
+    """Greedy-decode ``n_new`` tokens after each prefix; equal-length prefixes are batched
+    together, so no padding enters the computation."""
+    import torch
+
+    out: list[list[int]] = [[] for _ in prefixes]
+    lengths = np.array([len(p) for p in prefixes])
+    for length in np.unique(lengths):
+        where = np.flatnonzero(lengths == length)
+        for s in range(0, len(where), batch_size):
+            idx = where[s:s + batch_size]
+            batch = torch.as_tensor(np.array([prefixes[i] for i in idx], dtype=np.int64), device=device)
+            with torch.inference_mode():
+                gen = model.generate(input_ids=batch, attention_mask=torch.ones_like(batch),
+                                     max_new_tokens=n_new, do_sample=False, pad_token_id=pad_id)
+            for i, row in zip(idx, gen[:, batch.shape[1]:].cpu().tolist()):
+                out[i] = list(row)
+            if progress:
+                progress(len(idx))
+    return out
+
+
+# ------------------------------------------------------------------------------ masked LMs
+def _batches(order: Sequence[int], lengths: Sequence[int], batch_size: int,
+             max_tokens: int) -> Iterable[list[int]]:
+    """Split ``order`` (requests sorted by length) into batches under both size limits."""
+    batch: list[int] = []
+    for j in order:
+        if batch and (len(batch) >= batch_size or (len(batch) + 1) * lengths[j] > max_tokens):
+            yield batch
+            batch = []
+        batch.append(j)
+    if batch:
+        yield batch
+
+
+def masked_log_probs(model: Any, requests: Sequence[MaskedScoreRequest], mask_id: int, pad_id: int,
+                     batch_size: int = 64, max_tokens: int = 8192, device: Any = "cpu",
+                     progress: Progress | None = None) -> np.ndarray:
+    """``sum_{p in r.score} log p(r.ids[p] | r.ids with r.mask masked)`` for every request.
+
+    Requests are sorted by length and cut into batches of at most ``batch_size`` copies and
+    ``max_tokens`` padded tokens; each batch is one forward pass. Float64 sums in request order.
+    """
+    import torch
+
+    out = np.zeros(len(requests), dtype=np.float64)
+    lengths = [len(r.ids) for r in requests]
+    order = sorted(range(len(requests)), key=lambda i: lengths[i])
+    with torch.inference_mode():
+        for batch in _batches(order, lengths, batch_size, max_tokens):
+            _score_batch(model, [requests[i] for i in batch], batch, mask_id, pad_id, device, out)
+            if progress is not None:
+                progress(len(batch))
+    return out
+
+
+def _score_batch(model: Any, reqs: list[MaskedScoreRequest], index: list[int], mask_id: int,
+                 pad_id: int, device: Any, out: np.ndarray) -> None:
+    """One forward pass over a padded batch; add each request's scored log-probs into ``out``."""
+    import torch
+
+    width = max(len(r.ids) for r in reqs)
+    ids = torch.full((len(reqs), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(reqs), width), dtype=torch.long)
+    rows, cols, targets, owner = [], [], [], []
+    for r, req in enumerate(reqs):
+        ids[r, :len(req.ids)] = torch.tensor(req.ids)
+        attn[r, :len(req.ids)] = 1
+        ids[r, list(req.mask)] = mask_id
+        for p in req.score:
+            rows.append(r), cols.append(p), targets.append(req.ids[p]), owner.append(index[r])
+    rows_t, cols_t = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
+    picked = _scored_logits(model, ids.to(device), attn.to(device), rows_t, cols_t)
+    logp = torch.log_softmax(picked.float(), dim=-1)
+    vals = logp.gather(1, torch.tensor(targets, device=logp.device).unsqueeze(1)).squeeze(1)
+    np.add.at(out, np.asarray(owner, dtype=np.int64), vals.double().cpu().numpy())
+
+
+def _scored_logits(model: Any, ids: Any, attn: Any, rows: Any, cols: Any) -> Any:
+    """Logits at (rows, cols) only: a pre-hook on the output-embedding layer (the vocabulary
+    projection) hands it just the scored positions. Falls back to full logits when the model's
+    head does not have that shape."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+
+    def select(_module: Any, args: tuple) -> tuple | None:
+        hidden = args[0]
+        if hidden.dim() == 3 and hidden.shape[:2] == ids.shape:
+            return (hidden[rows, cols], *args[1:])
+        return None
+
+    handle = head.register_forward_pre_hook(select) if head is not None else None
+    try:
+        logits = model(input_ids=ids, attention_mask=attn).logits
+    finally:
+        if handle is not None:
+            handle.remove()
+    if logits.dim() == 2 and logits.shape[0] == rows.shape[0]:
+        return logits
+    return logits[rows, cols]
+
+
+def masked_one_at_a_time(model: Any, requests: Sequence[MaskedScoreRequest], mask_id: int,
+                         device: Any = "cpu") -> np.ndarray:
+    """The plain baseline: one unpadded full forward pass per request (tests, benchmarks)."""
+    import torch
+
+    out = np.zeros(len(requests))
+    for i, req in enumerate(requests):
+        ids = torch.tensor([req.ids], device=device)
+        ids[0, list(req.mask)] = mask_id
+        with torch.inference_mode():
+            logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+        out[i] = float(sum(logp[p, req.ids[p]].item() for p in req.score))
+    return out
