@@ -126,7 +126,7 @@ class ModelPool:
     def infos(self) -> dict[str, ModelInfo]:
         """Provenance of every loaded model (hashed once per model, not after every check)."""
         for alias, adapter in self.loaded.items():
-            if alias != "none" and alias not in self._infos:
+            if alias != "none" and (alias not in self._infos or getattr(adapter, "live_info", False)):
                 self._infos[alias] = adapter.info()
         return dict(self._infos)
 
@@ -205,6 +205,7 @@ def run_check(entry: CheckConfig, suite: Suite, pool: ModelPool, options: RunOpt
         adapter = pool.get(entry.model)
         missing = spec.missing_capabilities(adapter.capabilities)
         if missing:
+            missing += _capability_notes(adapter, spec.requires)
             return base.model_copy(update={"status": "skipped", "skip_reason": missing})
         ctx = _context(entry, suite, pool, options, adapter)
         seed_everything(stable_seed(options.seed, entry.id))
@@ -222,6 +223,14 @@ def run_check(entry: CheckConfig, suite: Suite, pool: ModelPool, options: RunOpt
         loc = f" (at {Path(where.filename).name}:{where.lineno})" if where else ""
         return base.model_copy(update={"status": "error", "error": detail + loc,
                                        "duration_s": time.perf_counter() - start})
+
+
+def _capability_notes(adapter: Any, requires: list[frozenset[str]]) -> str:
+    """Why the adapter lacks the capabilities a check needs, where it says (e.g. a served
+    model's probe outcome): "; sequence_log_prob: <reason>"."""
+    notes = getattr(adapter, "capability_notes", None) or {}
+    wanted = sorted(set().union(*requires) - set(adapter.capabilities)) if requires else []
+    return "".join(f"; {cap}: {notes[cap]}" for cap in wanted if cap in notes)
 
 
 def _context(entry: CheckConfig, suite: Suite, pool: ModelPool, options: RunOptions,
