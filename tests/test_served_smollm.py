@@ -71,15 +71,19 @@ def test_probe_refuses_misaligned_echo_but_keeps_generation(server):
 @pytest.mark.parametrize("mode", ["429", "503", "reset", "slow", "truncate"])
 def test_fault_is_retried_with_identical_outputs(server, proxy, mode):
     """Greedy continuations through one injected fault equal the fault-free ones (compared
-    with the same server directly), and the client counts exactly one retry."""
+    with the same server directly), and the client counts the retry."""
     direct = adapter_for(server.url)
     want = direct.generate(PROMPTS, max_new_tokens=8)
     direct.close()
-    adapter = adapter_for(proxy.url, timeout_s=2)
+    adapter = adapter_for(proxy.url, timeout_s=10)
     try:
-        proxy.inject(mode, times=1, match="Once upon", retry_after="1", delay_s=3.0)
+        before = adapter.client.stats.retries  # the probes may retry (e.g. /embeddings: 500)
+        proxy.inject(mode, times=1, match="Once upon", retry_after="1", delay_s=12.0)
         assert adapter.generate(PROMPTS, max_new_tokens=8) == want
-        assert adapter.client.stats.retries == 1
+        retried = adapter.client.stats.retries - before
+        # a timed-out request is still answered upstream later; on a busy machine its retry can
+        # queue behind it and time out too, so "slow" may cost more than one retry
+        assert retried == 1 if mode != "slow" else retried >= 1
         assert [s.outcome for s in proxy.seen if "Once upon" in json.dumps(s.body)][0] != "forwarded"
     finally:
         adapter.close()
