@@ -108,6 +108,7 @@ def main() -> None:
     ap.add_argument("--model", default="gemma3-270m")
     ap.add_argument("--stock", action="store_true", help="unpatched llama-cpp-python server")
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--url", help="API root of a running server (else one is started)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     from audit.assets import resolve_model
@@ -119,19 +120,22 @@ def main() -> None:
     texts_file.write_text(json.dumps(texts))
     py = ensure_lmeval_venv()
     tokenizer = str(resolve_model("multilingual-lm"))
-    server = LlamaServer(gemma_gguf(), args.model, n_ctx=512, fast_logprobs=not args.stock).start()
+    server = None if args.url else LlamaServer(gemma_gguf(), args.model, n_ctx=512,
+                                               fast_logprobs=not args.stock).start()
+    url = args.url or server.url
     rows = []
     try:
         for conc in args.concurrency:
-            a, ta = ours(server.url, args.model, texts, conc)
-            b, tb = lmeval(py, server.url, args.model, tokenizer, texts_file, conc)
+            a, ta = ours(url, args.model, texts, conc)
+            b, tb = lmeval(py, url, args.model, tokenizer, texts_file, conc)
             rows.append({"concurrency": conc, "ours_wall_s": round(ta, 2),
                          "lmeval_wall_s": round(tb, 2), "speedup": round(tb / ta, 2),
                          "max_abs_delta": float(np.max(np.abs(a - b))),
                          "median_abs_delta": float(np.median(np.abs(a - b)))})
             print(json.dumps(rows[-1]), flush=True)
     finally:
-        server.stop()
+        if server:
+            server.stop()
     result = {"n_sentences": len(texts), "server": "llama-cpp-python 0.3.36" +
               (" (stock)" if args.stock else " (numpy top-k launcher)"), "rows": rows}
     print(json.dumps(result, indent=2))

@@ -38,11 +38,12 @@ def sentences(n: int) -> list[str]:
     return out[:n]
 
 
-def served_scores(url: str, model: str, texts: list[str], concurrency: int) -> tuple[list, float]:
+def served_scores(url: str, model: str, texts: list[str], concurrency: int,
+                  cache: str | bool = False) -> tuple[list, float]:
     from audit.config import ModelSpec
     from audit.models.openai import load_openai
 
-    adapter = load_openai(ModelSpec(adapter="openai", base_url=url, model=model, cache=False,
+    adapter = load_openai(ModelSpec(adapter="openai", base_url=url, model=model, cache=cache,
                                     max_concurrency=concurrency))
     if "sequence_log_prob" not in adapter.capabilities:
         raise SystemExit(f"served model cannot score: {adapter.capability_notes['sequence_log_prob']}")
@@ -84,6 +85,7 @@ def main() -> None:
     ap.add_argument("--model", default="gemma3-270m")
     ap.add_argument("--asset", default="multilingual-lm", help="in-process twin (audit asset)")
     ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--cache", default=False, help="response cache file (default: none)")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     texts = sentences(args.n)
@@ -94,7 +96,7 @@ def main() -> None:
         server = LlamaServer(gemma_gguf(), args.model, n_ctx=512).start()
         args.url = server.url
     try:
-        served, served_wall = served_scores(args.url, args.model, texts, args.concurrency)
+        served, served_wall = served_scores(args.url, args.model, texts, args.concurrency, args.cache)
     finally:
         if server:
             server.stop()

@@ -75,7 +75,7 @@ def test_misaligned_echo_is_refused_with_its_reason(tmp_path):
     assert "sequence_log_prob" not in adapter.capabilities
     assert "generate" in adapter.capabilities
     reason = adapter.capability_notes["sequence_log_prob"]
-    assert "consistency probe" in reason and "tolerance 0.1" in reason
+    assert "consistency probe" in reason and "allowed mean 0.1" in reason
     assert adapter.info().details["scoring_probe"]["passed"] is False
 
 
@@ -299,3 +299,20 @@ def test_client_counts_tokens_and_fingerprints(tmp_path):
     stats = client.stats.as_dict()
     assert stats["requests"] == 1 and stats["prompt_tokens"] == 5
     assert stats["system_fingerprints"] == ["fp-test"]
+
+
+def test_probe_judge_allows_kernel_noise_not_misalignment():
+    """Hand-made pairs: noise of mean 0.04 / max 0.17 nat (what llama.cpp's Q4 kernels give
+    between batched and one-token evaluation) passes; a mean offset of 0.15 nat fails; one
+    token 2 nats off fails, and so does one 0.6 nat off among ten (max rule alone); fewer than
+    three pairs fail."""
+    from audit.models.openai_probe import judge
+
+    def pairs(diffs):
+        return [{"token": f"t{i}", "generation": -1.0, "echo": -1.0 - d} for i, d in enumerate(diffs)]
+
+    assert judge(pairs([0.0, 0.02, 0.17, 0.01, 0.0]), 0.1, False).passed
+    assert not judge(pairs([0.15] * 5), 0.1, False).passed
+    assert not judge(pairs([0.0, 0.0, 0.0, 0.0, 2.0]), 0.1, False).passed
+    assert not judge(pairs([0.0] * 9 + [0.6]), 0.1, False).passed  # mean 0.06, max 0.6 > 0.5
+    assert not judge(pairs([0.0, 0.0]), 0.1, False).passed

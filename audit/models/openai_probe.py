@@ -4,8 +4,9 @@ Scoring (``sequence_log_prob``) is granted only when the server returns log-prob
 *prompt* tokens (``echo`` + ``logprobs`` on /v1/completions) and they pass a consistency probe:
 a short greedy continuation is generated with its per-token log-probabilities, then prompt +
 continuation is scored with ``echo``; the echoed log-probabilities of the continuation's tokens
-must match those reported at generation within ``tolerance`` nats (quantised kernels differ a
-little between prompt processing and decoding). Tokens are paired by their text and character
+must match those reported at generation: mean absolute difference at most ``tolerance`` nats
+and no token more than ``MAX_FACTOR * tolerance`` apart (quantised kernels differ a little
+between batched prompt processing and one-token decoding). Tokens are paired by their text and character
 offset in the continuation, so no local tokenizer is needed. A server that ignores ``echo``
 (llama.cpp's own server, Ollama, ``transformers serve``) or returns misaligned prompt
 log-probabilities (llama-cpp-python 0.3.36 on models without a BOS token) gets no scoring
@@ -24,6 +25,11 @@ PROBE_PROMPTS: tuple[str, ...] = ('The nurse said, "I\'m not', "The capital of F
 
 PROBE_NEW_TOKENS = 6
 MIN_COMPARED = 3
+MAX_FACTOR = 5.0
+"""A single token may differ by up to MAX_FACTOR x tolerance: llama.cpp's Q4_K_M kernels give
+the same token up to 0.17 nat apart between batched prompt evaluation and one-token decoding
+(measured on Gemma 3 270M), while misaligned log-probabilities are off by several nats on
+nearly every token."""
 
 
 class EchoUnavailable(Exception):
@@ -131,16 +137,17 @@ def judge(compared: list[dict[str, Any]], tolerance: float, first: bool | None) 
         return ScoringProbe(False, f"the consistency probe could align only {len(compared)} "
                             f"continuation token(s) between generation and echo (needs "
                             f"{MIN_COMPARED})", compared, None, tolerance, first)
-    diffs = [abs(p["generation"] - p["echo"]) for p in compared]
-    worst = float(max(diffs))
-    if worst <= tolerance:
-        return ScoringProbe(True, f"echo log-probabilities match generation within {worst:.3f} "
-                            f"nat over {len(compared)} tokens", compared, worst, tolerance, first)
+    diffs = np.abs([p["generation"] - p["echo"] for p in compared])
+    worst, mean = float(diffs.max()), float(diffs.mean())
+    if mean <= tolerance and worst <= MAX_FACTOR * tolerance:
+        return ScoringProbe(True, f"echo log-probabilities match generation over "
+                            f"{len(compared)} tokens (mean |diff| {mean:.3f}, max {worst:.3f} "
+                            f"nat)", compared, worst, tolerance, first)
     shown = ", ".join(f"{p['echo']:.2f} vs {p['generation']:.2f}" for p in compared[:5])
     return ScoringProbe(False, f"prompt log-probabilities fail the consistency probe: echo scores "
-                        f"the greedy continuation's tokens at {shown} (echo vs generation; max "
-                        f"|diff| {worst:.2f} nat > tolerance {tolerance:g})", compared, worst,
-                        tolerance, first)
+                        f"the greedy continuation's tokens at {shown} (echo vs generation; mean "
+                        f"|diff| {mean:.2f} nat, max {worst:.2f}; allowed mean {tolerance:g}, max "
+                        f"{MAX_FACTOR * tolerance:g})", compared, worst, tolerance, first)
 
 
 def probe_scoring(post: Any, model: str, extra: Mapping[str, Any] | None, tolerance: float,
