@@ -48,8 +48,9 @@ def top_sorted(iterable: Any, *, key: Any = None, reverse: bool = False) -> list
     if values is None:
         return _builtin_sorted(iterable, key=key, reverse=reverse)
     k = min(TOP, len(values))
-    top = np.argpartition(-values, k - 1)[:k]
-    top = top[np.lexsort((-top, -values[top]))]
+    kth = values[np.argpartition(-values, k - 1)[k - 1]]
+    top = np.flatnonzero(values >= kth)  # every tie at the boundary, then Python's order
+    top = top[np.lexsort((-top, -values[top]))][:k]
     return [(values[i], int(i)) for i in top]
 
 

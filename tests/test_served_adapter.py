@@ -316,3 +316,20 @@ def test_probe_judge_allows_kernel_noise_not_misalignment():
     assert not judge(pairs([0.0, 0.0, 0.0, 0.0, 2.0]), 0.1, False).passed
     assert not judge(pairs([0.0] * 9 + [0.6]), 0.1, False).passed  # mean 0.06, max 0.6 > 0.5
     assert not judge(pairs([0.0, 0.0]), 0.1, False).passed
+
+
+def test_llama_launcher_top_sorted_matches_builtin_sorted():
+    """The test server's numpy top-k gives the first entries of Python's full reverse sort of
+    (value, index) pairs, ties included (checked against builtin sorted); other calls fall
+    through to the builtin."""
+    from tests.llama_launch import TOP, top_sorted
+
+    rng = np.random.default_rng(0)
+    for values in [rng.standard_normal(5000).astype(np.float32),
+                   np.round(rng.standard_normal(3000), 1).astype(np.float32),  # many ties
+                   np.zeros(7, dtype=np.float32)]:
+        want = sorted(zip(values, range(len(values))), reverse=True)[:TOP]
+        got = top_sorted(zip(values, range(len(values))), reverse=True)
+        assert [(float(v), i) for v, i in got] == [(float(v), i) for v, i in want]
+    assert top_sorted([3, 1, 2]) == [1, 2, 3]
+    assert top_sorted(zip([1, 2], ["a", "b"]), reverse=True) == [(2, "b"), (1, "a")]

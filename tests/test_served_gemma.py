@@ -73,11 +73,12 @@ def test_scores_survive_faults_unchanged(server, proxy):
     want = direct.sequence_log_prob(SENTENCES)
     direct.close()
     adapter = adapter_for(proxy.url, max_concurrency=1)
+    before = adapter.client.stats.retries  # the probes may retry (/embeddings answers 500)
     try:
         for mode in ("503", "truncate", "reset"):
             proxy.inject(mode, times=1, match="garden", retry_after="0")
         np.testing.assert_array_equal(adapter.sequence_log_prob(SENTENCES), want)
-        assert adapter.client.stats.retries == 3
+        assert adapter.client.stats.retries - before == 3
     finally:
         adapter.close()
 
@@ -112,11 +113,11 @@ def _suite(folder, url: str, checks: str):
 def test_scoring_checks_run_on_served_gemma(server, tmp_path):
     """Must-show: pair_preference, template_bias and membership_inference produce values on the
     served model (small inputs to keep the test short)."""
-    members = [json.loads(line)["text"] for line in open(_probe_file("probe.jsonl"))][:10]
-    others = [json.loads(line)["text"] for line in open(_probe_file("control.jsonl"))][:10]
-    (tmp_path / "members.txt").write_text("\n".join(" ".join(t.split()[:40]) for t in members))
-    (tmp_path / "others.txt").write_text("\n".join(" ".join(t.split()[:40]) for t in others))
-    checks = """  - {id: crows, check: pair_preference, params: {data: demo_pairs, n_boot: 200}}
+    members = [json.loads(line)["text"] for line in open(_probe_file("probe.jsonl"))][:8]
+    others = [json.loads(line)["text"] for line in open(_probe_file("control.jsonl"))][:8]
+    (tmp_path / "members.txt").write_text("\n".join(" ".join(t.split()[:30]) for t in members))
+    (tmp_path / "others.txt").write_text("\n".join(" ".join(t.split()[:30]) for t in others))
+    checks = """  - {id: crows, check: pair_preference, params: {data: demo_pairs, max_pairs: 12, n_boot: 200}}
   - {id: template, check: template_bias, params: {max_templates: 2, max_targets: 3, n_boot: 200}}
   - {id: mia, check: membership_inference, params: {members: members.txt, nonmembers: others.txt, n_boot: 200}}
 """

