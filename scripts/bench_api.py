@@ -32,7 +32,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-LMEVAL = "lm-eval==0.4.13"
+LMEVAL = "lm-eval[api]==0.4.13"
 VENV = ROOT / ".bench" / "lmeval-venv"
 
 LMEVAL_DRIVER = r"""
@@ -62,7 +62,7 @@ def sentences(n: int) -> list[str]:
 def ensure_lmeval_venv() -> Path:
     """Create the bench's own venv with lm-eval (reusing this project's site-packages)."""
     py = VENV / "bin" / "python"
-    if py.exists() and subprocess.run([str(py), "-c", "import lm_eval"], capture_output=True).returncode == 0:
+    if py.exists() and subprocess.run([str(py), "-c", "import lm_eval, tenacity, aiohttp"], capture_output=True).returncode == 0:
         return py
     subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     here = subprocess.run([sys.executable, "-c", "import site; print(site.getsitepackages()[0])"],
