@@ -1,8 +1,12 @@
 """Compare two runs metric by metric (and group by group), direction- and interval-aware.
 
-A metric regresses only when it moved in the bad direction by more than ``tolerance`` AND the new
+A metric regresses when it moved in the bad direction by more than ``tolerance`` AND the new
 value lies outside the baseline's confidence interval (when the baseline has one): a change that
 the baseline's own uncertainty explains is noise, not a regression.
+
+Lost evidence is a regression too (fail closed): a check that ran in the baseline but is absent,
+errored or skipped in the new run; a metric or group value defined in the baseline but absent or
+undefined in the new run. Regressions are listed first.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Literal
 
 from audit.results import CheckResult, ConfidenceInterval, Metric, RunResult
 
-RowStatus = Literal["regressed", "improved", "unchanged", "new", "missing", "changed"]
+RowStatus = Literal["regressed", "improved", "unchanged", "new", "changed"]
 
 
 @dataclass
@@ -94,9 +98,11 @@ def compare_values(check_id: str, metric: Metric, group: str | None, base: float
                         _direction(metric), "unchanged")
     if base is None and new is None:
         return row
-    if base is None or new is None:
-        row.status = "new" if base is None else "missing"
-        row.reason = "value only in the new run" if base is None else "value undefined in the new run"
+    if base is None:
+        row.status, row.reason = "new", "value only in the new run"
+        return row
+    if new is None:
+        row.status, row.reason = "regressed", "defined in the baseline, absent or undefined now"
         return row
     bad_base, bad_new = _badness(base, metric), _badness(new, metric)
     if bad_base is None or bad_new is None:
@@ -129,12 +135,35 @@ def _metric_rows(check_id: str, base: Metric | None, new: Metric | None,
     return rows
 
 
+RAN = ("passed", "failed", "reported")
+
+
+def _status_row(base: CheckResult | None, new: CheckResult | None) -> ComparisonRow | None:
+    """A regression row when the new run lost a check the baseline ran (absent, errored or
+    skipped), or a check errored that did not before."""
+    cid = (new or base).id  # type: ignore[union-attr]
+    lost = base is not None and base.status in RAN and (new is None or new.status not in RAN)
+    newly_errored = new is not None and new.status == "error" and (base is None or base.status != "error")
+    if not (lost or newly_errored):
+        return None
+    if new is None:
+        why = "check absent from the new run"
+    elif new.status == "error":
+        why = f"check errored: {new.error}"
+    else:
+        why = f"check skipped: {new.skip_reason}"
+    return ComparisonRow(cid, "(check status)", None, None, None, None, None, None, "none",
+                         "regressed", why)
+
+
 def _check_rows(base: CheckResult | None, new: CheckResult | None, tolerance: float) -> list[ComparisonRow]:
     cid = (new or base).id  # type: ignore[union-attr]
     rows: list[ComparisonRow] = []
-    if new is not None and new.status == "error" and (base is None or base.status != "error"):
-        rows.append(ComparisonRow(cid, "(check status)", None, None, None, None, None, None, "none",
-                                  "regressed", f"check errored: {new.error}"))
+    status = _status_row(base, new)
+    if status is not None:
+        rows.append(status)
+    if new is not None and new.status not in RAN:
+        return rows  # no new evidence: the status row says so; per-metric rows would only repeat it
     names = [m.name for m in (base.metrics if base else [])]
     names += [m.name for m in (new.metrics if new else []) if m.name not in names]
     for name in names:
@@ -147,8 +176,8 @@ def compare_runs(base: RunResult, new: RunResult, tolerance: float = 0.0) -> Com
     """Compare every check and metric of two runs."""
     comparison = Comparison(base.run_id, new.run_id, tolerance)
     ids = [c.id for c in base.checks] + [c.id for c in new.checks if base.check(c.id) is None]
-    for cid in ids:
-        comparison.rows.extend(_check_rows(base.check(cid), new.check(cid), tolerance))
+    rows = [r for cid in ids for r in _check_rows(base.check(cid), new.check(cid), tolerance)]
+    comparison.rows = sorted(rows, key=lambda r: r.status != "regressed")  # stable: regressions first
     return comparison
 
 

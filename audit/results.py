@@ -21,9 +21,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
-Status = Literal["passed", "failed", "error", "skipped"]
+Status = Literal["passed", "failed", "reported", "error", "skipped"]
+"""passed: every gate passed; failed: a gate failed; reported: the check ran and has no gates
+(its numbers are information, not a verdict); error: it raised; skipped: it could not run
+(the model lacks a capability, or the check is missing from the results)."""
 
 
 class _Model(BaseModel):
@@ -118,7 +121,11 @@ class CheckResult(_Model):
     gates: list[GateResult] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     error: str | None = None
+    error_type: Literal["usage", "runtime"] | None = None
+    traceback: str | None = None
     skip_reason: str | None = None
+    fingerprint: str | None = None
+    reused: bool = False
 
     def metric(self, name: str) -> Metric | None:
         """Return the metric called ``name``, or None."""
@@ -162,10 +169,14 @@ class GateSummary(_Model):
 
     checks_passed: int = 0
     checks_failed: int = 0
+    checks_reported: int = 0
     checks_error: int = 0
     checks_skipped: int = 0
     gates_passed: int = 0
     gates_failed: int = 0
+    findings_critical: int = 0
+    findings_warning: int = 0
+    fail_on: list[str] = Field(default_factory=list)
     exit_code: int = 0
 
 
@@ -182,6 +193,7 @@ class RunResult(_Model):
     checks: list[CheckResult] = Field(default_factory=list)
     summary: GateSummary = Field(default_factory=GateSummary)
     show_pii: bool = False
+    synthetic: bool = False
 
     def check(self, check_id: str) -> CheckResult | None:
         """Return the result of the check with this id, or None."""

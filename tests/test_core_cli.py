@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from audit.results import SCHEMA_VERSION
+
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "tests" / "plugin_pkg"
 
@@ -76,7 +78,7 @@ def test_raising_check_is_isolated(tmp_path: Path) -> None:
     status = {c["id"]: c["status"] for c in data["checks"]}
     assert status == {"first": "passed", "boom": "error", "second": "passed"}
     assert "boom from always_raises" in data["checks"][1]["error"]
-    assert data["schema_version"] == "1.0"
+    assert data["schema_version"] == SCHEMA_VERSION
 
 
 def test_gate_failure_exit_1_and_gate_verb(tmp_path: Path) -> None:

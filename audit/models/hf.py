@@ -16,6 +16,7 @@ from audit.models.capabilities import (AttentionMap, MaskedScoreRequest, Message
                                        TokenizedText, TorchHandle)
 
 from audit.errors import usage
+from audit.runtime import resolve_device
 from audit.results import ModelInfo
 
 _KIND_CAPABILITIES = {
@@ -42,17 +43,6 @@ def detect_kind(config: Any) -> str:
             "gpt2", "llama", "mistral", "qwen2", "phi", "gemma", "gpt_neox", "opt"):
         return "causal_lm"
     return "encoder"
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a usage error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise usage("--device", device, "no CUDA device is available", "use --device cpu or auto")
-    return device
 
 
 def _dtype(name: str) -> Any:
@@ -93,6 +83,10 @@ def load_hf(source: str, *, alias: str = "default", device: str = "cpu", dtype: 
     local = path.exists()
     if not local and (source.startswith((".", "/", "~")) or source.count("/") > 1):
         raise usage(source, "model", "folder not found", "pass an existing model folder or hub id")
+    if local and path.is_dir():
+        from audit.models.loader import check_model_folder
+
+        check_model_folder(path, alias)
     gguf = _check_weights_allowed(path, allow_pickle) if local else None
     common: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf:
@@ -117,8 +111,12 @@ def _load_config(source: str, common: dict[str, Any]) -> Any:
         raise usage(source, "model", f"cannot load a transformers config ({str(exc).splitlines()[0]})",
                     "pass a folder with config.json, or an asset name from `audit assets`") from None
     except ValueError as exc:
-        raise usage(source, "model", str(exc).splitlines()[0],
-                    "pass --trust-remote-code only if you trust this model's code") from None
+        first = str(exc).splitlines()[0]
+        if "trust_remote_code" in str(exc):
+            raise usage(source, "model", first,
+                        "pass --trust-remote-code only if you trust this model's code") from None
+        raise usage(source, "model", f"transformers cannot read this model ({first})",
+                    "check that the folder holds a complete transformers model") from None
 
 
 def _load_model(source: str, kind: str, config: Any, common: dict[str, Any], dtype: str,
@@ -161,6 +159,8 @@ class HFAdapter:
             tokenizer.pad_token = tokenizer.eos_token
         self.mask_token = getattr(tokenizer, "mask_token", None)
         self.labels = self._labels() if kind == "classifier" else []
+        self.special_tokens = {k: str(v) for k, v in tokenizer.special_tokens_map.items()
+                               if isinstance(v, str)}
         self._bos: list[int] | None = None
 
     def _labels(self) -> list[str]:
