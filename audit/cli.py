@@ -33,6 +33,11 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub")
     p.add_argument("--junit", help="also write JUnit XML (one test case per gate) here")
     p.add_argument("--no-report", action="store_true", help="write results.json only")
+    p.add_argument("--country", help="ISO 3166 alpha-3 code of the grid the machine draws from "
+                   "(e.g. FRA, USA): CO2e is computed from its carbon intensity; without it only "
+                   "energy is reported")
+    p.add_argument("--no-carbon", action="store_true",
+                   help="do not measure energy with codecarbon")
     _add_fail_on(p)
 
 
@@ -60,6 +65,10 @@ def _add_others(sub: Any) -> None:
     p.add_argument("base")
     p.add_argument("new")
     p.add_argument("--tolerance", type=float, default=0.0, help="absolute change allowed")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level of the paired tests on shared items (default 0.05)")
+    p.add_argument("--no-paired", action="store_true",
+                   help="ignore items.jsonl.gz; compare intervals only")
     p.add_argument("--html", help="write a side-by-side HTML comparison here")
     p.add_argument("--junit", help="write JUnit XML here")
     p.add_argument("--all", action="store_true", help="show unchanged metrics too")
@@ -104,7 +113,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                          resume=args.resume, quiet=args.quiet, show_pii=args.show_pii,
                          allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code,
                          only=[s for s in args.only.split(",") if s], command=_command_line(),
-                         fail_on=list(args.fail_on))
+                         fail_on=list(args.fail_on), country=args.country,
+                         carbon=not args.no_carbon)
     unknown = [i for i in options.only if suite.check_by_id(i) is None]
     if unknown:
         from audit.errors import usage
@@ -260,8 +270,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from audit.compare import compare_runs, format_table
     from audit.results import load_run
 
+    from audit.items import verified_items
+
     base, new = load_run(args.base), load_run(args.new)
-    comparison = compare_runs(base, new, tolerance=args.tolerance)
+    items = [{} if args.no_paired else verified_items(run, Path(path).resolve().parent)
+             for run, path in ((base, args.base), (new, args.new))]
+    comparison = compare_runs(base, new, tolerance=args.tolerance, base_items=items[0],
+                              new_items=items[1], alpha=args.alpha)
+    if comparison.paired_checks:
+        print(f"paired on shared items: {', '.join(comparison.paired_checks)}")
     print(format_table(comparison, show_all=args.all))
     if args.junit:
         from audit.junit import comparison_to_junit, write_junit

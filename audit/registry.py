@@ -45,6 +45,7 @@ class CheckSpec:
     requires: list[frozenset[str]]
     summary: str
     method: MethodCard
+    item_metrics: dict[str, Any] = field(default_factory=dict)
 
     def missing_capabilities(self, capabilities: Iterable[str]) -> str | None:
         """Return why an adapter with ``capabilities`` cannot run this check, or None if it can."""
@@ -85,10 +86,13 @@ def parse_method_card(doc: str | None) -> MethodCard:
 
 
 def check(name: str, *, area: str, params: type[BaseModel] = NoParams,
-          requires: Iterable[Iterable[str]] | Iterable[str] | None = None) -> Callable:
+          requires: Iterable[Iterable[str]] | Iterable[str] | None = None,
+          item_metrics: dict[str, Any] | None = None) -> Callable:
     """Register ``fn`` as the check ``name`` (decorator).
 
     ``requires`` is either one set of capability names or a list of alternative sets.
+    ``item_metrics`` maps metric names to ``audit.items.ItemMetric``: how each follows from the
+    check's per-item records (for re-derivation and paired comparison).
     """
     alternatives = _normalise_requires(requires)
 
@@ -96,7 +100,7 @@ def check(name: str, *, area: str, params: type[BaseModel] = NoParams,
         card = parse_method_card(fn.__doc__)
         _REGISTRY[name] = CheckSpec(name=name, fn=fn, params=params, area=area,
                                     requires=alternatives, summary=card.summary.split(". ")[0],
-                                    method=card)
+                                    method=card, item_metrics=dict(item_metrics or {}))
         fn.check_name = name  # type: ignore[attr-defined]
         return fn
 

@@ -126,6 +126,9 @@ class CheckResult(_Model):
     skip_reason: str | None = None
     fingerprint: str | None = None
     reused: bool = False
+    n_items: int = 0
+    items_sha256: str | None = None
+    environment: "Environment | None" = None
 
     def metric(self, name: str) -> Metric | None:
         """Return the metric called ``name``, or None."""
@@ -164,6 +167,22 @@ class Provenance(_Model):
     command: str | None = None
 
 
+class Environment(_Model):
+    """Compute and carbon cost measured by codecarbon's OfflineEmissionsTracker: energy (kWh)
+    and duration always; CO2-equivalent only when a country (grid carbon intensity) is known."""
+
+    energy_kwh: float | None = None
+    duration_s: float | None = None
+    co2e_kg: float | None = None
+    country_iso_code: str | None = None
+    cpu_model: str | None = None
+    gpu_model: str | None = None
+    cpu_power_w: float | None = None
+    tracker: str = "codecarbon"
+    method: str = ""
+    note: str | None = None
+
+
 class GateSummary(_Model):
     """Counts of checks by status and gates by outcome, and the exit code they imply."""
 
@@ -194,6 +213,8 @@ class RunResult(_Model):
     summary: GateSummary = Field(default_factory=GateSummary)
     show_pii: bool = False
     synthetic: bool = False
+    items_file: str | None = None
+    environment: Environment | None = None
 
     def check(self, check_id: str) -> CheckResult | None:
         """Return the result of the check with this id, or None."""
@@ -223,3 +244,6 @@ def load_run(path: str) -> RunResult:
         detail = " ".join(first[1:3]) if len(first) > 2 else str(exc)
         raise usage(path, "schema", f"not a results.json of schema {SCHEMA_VERSION}: {detail}",
                     "re-run `audit run` with this version") from None
+
+
+CheckResult.model_rebuild()

@@ -20,6 +20,7 @@ from audit import __version__
 from audit.config import CheckConfig, Suite, parse_params
 from audit.context import CheckContext
 from audit.errors import CapabilityError, UsageError
+from audit.carbon import CarbonMeter
 from audit.gate import gate_check, summarise
 from audit.io import atomic_write_text
 from audit.runtime import seed_everything, stable_seed
@@ -50,6 +51,8 @@ class RunOptions:
     command: str | None = None
     render: bool = True
     fail_on: list[str] = field(default_factory=list)
+    country: str | None = None
+    carbon: bool = False  # the CLI measures energy by default; library callers opt in
 
 
 def package_versions() -> dict[str, str]:
@@ -168,19 +171,37 @@ def run_suite(suite: Suite, options: RunOptions) -> RunResult:
     prepare_assets(suite, entries, pool, options)
     _preflight(pool, entries)
     previous = _previous(options.out_dir) if options.resume else None
+    old_items = _previous_items(previous, options.out_dir)
     run = RunResult(run_id=_run_id(suite, options), created_at=_now(), seed=options.seed,
                     suite=SuiteInfo(name=suite.name, path=suite.path, sha256=suite.sha256,
                                     description=suite.description),
                     provenance=provenance(options), show_pii=options.show_pii)
+    items: dict[str, list[dict[str, Any]]] = {}
+    meter = CarbonMeter(options.country, enabled=options.carbon)
     for index, entry in enumerate(entries):
         _announce(options, index, len(entries), entry)
         result = _reusable(previous, entry, suite, pool, options)
-        if result is None:
-            result = run_check(entry, suite, pool, options)
+        if result is not None:
+            items[entry.id] = old_items.get(entry.id, [])
+        else:
+            with meter.task(entry.id) as box:
+                result, items[entry.id] = execute_check(entry, suite, pool, options)
+            result = result.model_copy(update={"environment": box["env"]})
         run.checks.append(gate_check(result, entry.gate))
         run = _finalise(run, pool, previous, options)
-        save_results(run, options.out_dir)
-    return _finalise(run, pool, previous, options)
+        save_results(run, options.out_dir, items)
+    run = _finalise(run, pool, previous, options).model_copy(update={"environment": meter.stop()})
+    save_results(run, options.out_dir, items)
+    return run
+
+
+def _previous_items(previous: RunResult | None, out_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Items of the previous run that still match their recorded digests (for reused checks)."""
+    if previous is None:
+        return {}
+    from audit.items import verified_items
+
+    return verified_items(previous, out_dir)
 
 
 def _reusable(previous: RunResult | None, entry: CheckConfig, suite: Suite, pool: "ModelPool",
@@ -248,6 +269,41 @@ def _now() -> str:
 
 
 def run_check(entry: CheckConfig, suite: Suite, pool: ModelPool, options: RunOptions) -> CheckResult:
+    """Run one check and return its result (its per-item records are dropped; see
+    :func:`execute_check`)."""
+    return execute_check(entry, suite, pool, options)[0]
+
+
+def execute_check(entry: CheckConfig, suite: Suite, pool: ModelPool,
+                  options: RunOptions) -> tuple[CheckResult, list[dict[str, Any]]]:
+    """Run one check: its result and its per-item records (redacted unless ``--show-pii``;
+    counted and hashed in the result)."""
+    result, items = _run_check(entry, suite, pool, options)
+    if result.status != "error" and items:
+        try:
+            items = _clean_items(entry.id, items, options.show_pii)
+        except ValueError as exc:
+            return result.model_copy(update={"status": "error", "error": f"bad items: {exc}",
+                                             "error_type": "runtime"}), []
+    from audit.items import items_digest
+
+    digest = items_digest(items) if items else None
+    return result.model_copy(update={"n_items": len(items), "items_sha256": digest}), items
+
+
+def _clean_items(check_id: str, items: list[dict[str, Any]], show_pii: bool) -> list[dict[str, Any]]:
+    """Validated, JSON-clean and (unless ``show_pii``) redacted items."""
+    from audit.items import validate_items
+    from audit.report.redact import redact_value
+
+    validate_items(check_id, items)
+    clean = json.loads(json.dumps(items, default=_jsonable))
+    return [dict(redact_value({k: v for k, v in it.items() if k != "id"}, show_pii), id=it["id"])
+            for it in clean]
+
+
+def _run_check(entry: CheckConfig, suite: Suite, pool: ModelPool,
+               options: RunOptions) -> tuple[CheckResult, list[dict[str, Any]]]:
     """Run one check, turning every failure into a result (error/skipped) instead of a crash.
     The result records the check's fingerprint (for ``--resume``); an error keeps its full
     traceback in results.json, the console shows one line."""
@@ -266,25 +322,25 @@ def run_check(entry: CheckConfig, suite: Suite, pool: ModelPool, options: RunOpt
             why = getattr(adapter, "capability_notes", {}) or {}
             note = "; ".join(f"{k}: {v}" for k, v in sorted(why.items()))
             return base.model_copy(update={"status": "skipped",
-                                           "skip_reason": missing + (f" ({note})" if note else "")})
+                                           "skip_reason": missing + (f" ({note})" if note else "")}), []
         ctx = _context(entry, suite, pool, options, adapter)
         seed_everything(stable_seed(options.seed, entry.id))
         output = _call_with_fallback_record(spec.fn, ctx, params)
-        return _to_result(base, output, ctx, time.perf_counter() - start)
+        return _to_result(base, output, ctx, time.perf_counter() - start), list(output.items)
     except CapabilityError as exc:
         return base.model_copy(update={"status": "skipped", "skip_reason": str(exc),
-                                       "duration_s": time.perf_counter() - start})
+                                       "duration_s": time.perf_counter() - start}), []
     except UsageError as exc:
         return base.model_copy(update={"status": "error", "error": f"UsageError: {exc}",
                                        "error_type": "usage", "traceback": _traceback(exc),
-                                       "duration_s": time.perf_counter() - start})
+                                       "duration_s": time.perf_counter() - start}), []
     except Exception as exc:  # noqa: BLE001 - one failing check never loses the others
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
         where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
         loc = f" (at {Path(where.filename).name}:{where.lineno})" if where else ""
         return base.model_copy(update={"status": "error", "error": detail + loc,
                                        "error_type": "runtime", "traceback": _traceback(exc),
-                                       "duration_s": time.perf_counter() - start})
+                                       "duration_s": time.perf_counter() - start}), []
 
 
 def _traceback(exc: BaseException) -> str:
@@ -339,8 +395,19 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def save_results(run: RunResult, out_dir: Path) -> Path:
-    """Write results.json atomically (temp file + rename)."""
+def save_results(run: RunResult, out_dir: Path,
+                 items: dict[str, list[dict[str, Any]]] | None = None) -> Path:
+    """Write the items file (when there are items) and then results.json, each atomically
+    (temp file + rename), so results.json never names items that are not on disk."""
+    if items is not None and any(items.values()):
+        from audit.items import ITEMS_FILE, write_items
+
+        write_items(out_dir, {k: v for k, v in items.items() if v})
+        run = run.model_copy(update={"items_file": ITEMS_FILE})
+    elif items is not None:
+        from audit.items import ITEMS_FILE
+
+        (out_dir / ITEMS_FILE).unlink(missing_ok=True)  # a stale file from an earlier run
     path = out_dir / "results.json"
     atomic_write_text(path, run.model_dump_json(indent=2))
     return path
