@@ -204,3 +204,19 @@ def test_fake_adapter_scripted_responses_and_failures():
     with pytest.raises(RuntimeError, match="embed"):
         model.embed(["x"])
     assert has(model, "generate") and not has(model, "chat")
+
+
+def test_shared_prefix_kv_cache_gives_the_same_scores(tiny_gpt2_dir):
+    """Continuations sharing a prompt are scored from one KV cache of the prompt; the values
+    equal log P(prompt + continuation) - log P(prompt) from plain full passes (word tokenizer:
+    no token straddles the boundary), for one- and multi-token continuations."""
+    from audit.models.hf import load_hf
+
+    lm = load_hf(str(tiny_gpt2_dir), batch_size=2)
+    prompts = ["the man worked as a"] * 3 + ["she is"] * 2 + ["he"]
+    conts = [" nurse", " very good doctor", " cat", " happy", " a kind teacher", " is"]
+    kv = lm.continuation_log_prob(prompts, conts)
+    plain = (lm.sequence_log_prob([p + c for p, c in zip(prompts, conts)])
+             - lm.sequence_log_prob(prompts))
+    np.testing.assert_allclose(kv, plain, atol=1e-5)
+    assert kv[1] < kv[0]  # three tokens cost more than one here

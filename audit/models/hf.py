@@ -137,6 +137,14 @@ def _load_model(source: str, kind: str, config: Any, common: dict[str, Any], dty
                     "provide model.safetensors (or pass --allow-pickle for .bin)") from None
 
 
+def _split_at(row: list[int], offsets: list[tuple[int, int]], cut: int) -> tuple[list[int], list[int]]:
+    """Token ids before the first non-special token that carries a character at or after
+    ``cut``, and the non-special tokens from there on (the continuation)."""
+    k = next((t for t, (a, b) in enumerate(offsets) if b > cut and b > a), len(row))
+    cont = [tok for tok, (a, b) in zip(row[k:], offsets[k:]) if b > a]
+    return row[:k], cont
+
+
 class HFAdapter:
     """A loaded transformers model with the capability methods of
     ``audit.models.capabilities`` (which ones depends on its kind; chat needs a chat template)."""
@@ -273,11 +281,24 @@ class HFAdapter:
             raise ValueError("prompts and continuations differ in length")
         full = [p + c for p, c in zip(prompts, continuations)]
         rows, offsets = self._scoring_rows(full)
-        per_token = self._row_log_probs(rows, progress)
+        split = [_split_at(row, offs, len(p)) for row, offs, p in zip(rows, offsets, prompts)]
+        counts: dict[tuple[int, ...], int] = {}
+        for prefix, _ in split:
+            counts[tuple(prefix)] = counts.get(tuple(prefix), 0) + 1
+        shared = [i for i, (prefix, cont) in enumerate(split)
+                  if prefix and cont and counts[tuple(prefix)] > 1]
         out = np.zeros(len(full))
-        for i, (lp, offs) in enumerate(zip(per_token, offsets)):
+        if shared:  # one pass per shared prefix, its KV cache reused by every continuation
+            from audit.models.hf_scoring import continuation_log_probs_kv
+
+            out[shared] = continuation_log_probs_kv(
+                self.torch_module, [split[i][0] for i in shared], [split[i][1] for i in shared],
+                self.device, max_rows=4 * self.batch_size, progress=progress)
+        rest = sorted(set(range(len(full))) - set(shared))
+        per_token = self._row_log_probs([rows[i] for i in rest], progress)
+        for i, lp in zip(rest, per_token):
             cut = len(prompts[i])
-            out[i] = float(sum(lp[t - 1] for t in range(1, len(offs)) if offs[t][1] > cut))
+            out[i] = float(sum(lp[t - 1] for t in range(1, len(offsets[i])) if offsets[i][t][1] > cut))
         return out
 
     # -- generation -------------------------------------------------------------------------

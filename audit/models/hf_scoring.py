@@ -201,3 +201,67 @@ def masked_one_at_a_time(model: Any, requests: Sequence[MaskedScoreRequest], mas
             logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
         out[i] = float(sum(logp[p, req.ids[p]].item() for p in req.score))
     return out
+
+
+# ------------------------------------------------------------------------------ shared prefixes
+def continuation_log_probs_kv(model: Any, prefixes: Sequence[Sequence[int]],
+                              continuations: Sequence[Sequence[int]], device: str,
+                              max_rows: int = 64, progress: Progress | None = None) -> np.ndarray:
+    """``sum_t log p(cont[t] | prefix + cont[:t])`` for every (prefix, continuation) pair, with
+    one forward pass per distinct prefix: its KV cache is copied to a batch of that prefix's
+    continuations, which are scored together (right-padded: causal attention never looks at the
+    padding after a real token, so no value changes). Equal, up to float rounding, to scoring
+    each ``prefix + continuation`` in full."""
+    import torch
+
+    out = np.zeros(len(prefixes))
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, p in enumerate(prefixes):
+        groups.setdefault(tuple(p), []).append(i)
+    for prefix, members in groups.items():
+        with torch.inference_mode():
+            first = model(input_ids=torch.tensor([prefix], device=device), use_cache=True)
+        head = torch.log_softmax(first.logits[0, -1].float(), dim=-1).double().cpu().numpy()
+        for s in range(0, len(members), max_rows):
+            chunk = members[s:s + max_rows]
+            _score_from_cache(model, _cache_of(first), head,
+                              [list(continuations[i]) for i in chunk], chunk, device, out)
+            if progress:
+                progress(len(chunk))
+    return out
+
+
+_CACHE_KW = "cache"  # transformers >= 5.2x; "past_key_values" before (deprecated there)
+
+
+def _cache_of(output: Any) -> Any:
+    """The KV cache a forward pass returned (its attribute name changed across versions)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
+def _score_from_cache(model: Any, cache: Any, head: np.ndarray, conts: list[list[int]],
+                      index: list[int], device: str, out: np.ndarray) -> None:
+    """Score continuations of one prefix: the first token from the prefix's last logits, the
+    rest from one batched pass over the continuations on a copy of the prefix's cache."""
+    import copy
+
+    import torch
+
+    width = max(len(c) for c in conts) - 1
+    for i, c in zip(index, conts):
+        out[i] = head[c[0]] if c else 0.0
+    if width <= 0:
+        return
+    inp = torch.zeros((len(conts), width), dtype=torch.long)
+    for r, c in enumerate(conts):
+        inp[r, :len(c) - 1] = torch.tensor(c[:-1], dtype=torch.long)
+    batch_cache = copy.deepcopy(cache)
+    batch_cache.batch_repeat_interleave(len(conts))
+    with torch.inference_mode():
+        logits = model(input_ids=inp.to(device), use_cache=True, **{_CACHE_KW: batch_cache}).logits
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    for r, (i, c) in enumerate(zip(index, conts)):
+        if len(c) > 1:
+            tgt = torch.tensor(c[1:], device=logp.device)
+            out[i] += float(logp[r, torch.arange(len(c) - 1), tgt].double().sum())
