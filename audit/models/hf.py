@@ -261,8 +261,10 @@ class HFAdapter:
     def _row_log_probs(self, rows: list[list[int]], progress: Progress | None) -> list[np.ndarray]:
         from audit.models.hf_scoring import causal_token_log_probs
 
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         return causal_token_log_probs(self.torch_module, rows, self.device,
-                                      max_rows=16 * self.batch_size, progress=progress)
+                                      max_rows=16 * self.batch_size, pad_id=int(pad),
+                                      progress=progress)
 
     def token_log_probs(self, texts: Sequence[str], progress: Progress | None = None) -> list[np.ndarray]:
         """Log-probability of every token given its prefix, per text (float64 arrays)."""
