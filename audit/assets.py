@@ -93,17 +93,30 @@ ASSET_PREFIX = "asset:"
 
 
 def asset_ref(text: str) -> Path | None:
-    """The path an ``asset:NAME`` reference names (building it if needed); None for other text."""
+    """The path an ``asset:NAME`` reference names; None for other text. Never builds anything:
+    a derived asset that is not prepared yet is a one-line usage error (the runner prepares
+    every asset a suite names, announced, before the first check)."""
     if not str(text).startswith(ASSET_PREFIX):
         return None
     return asset_path(str(text)[len(ASSET_PREFIX):])
 
 
-def asset_path(name: str) -> Path:
-    """Path of a data asset; a one-line usage error names the package to install if missing."""
+def _not_prepared(name: str) -> Exception:
+    return usage("asset", name, "not prepared yet (it is built from packaged data, once)",
+                 f"run `audit assets prepare {name}` (audit run prepares the assets a suite names)")
+
+
+def asset_path(name: str, prepare: bool = False) -> Path:
+    """Path of a data asset. Derived assets (generated CSVs, the canary corpus) are built only
+    when ``prepare`` is true; otherwise a missing one is a usage error naming the fix. A missing
+    package is a one-line usage error naming the package to install."""
     if name in CANARY_FILES:
+        if not prepare and _canary_cached() is None:
+            raise _not_prepared(name)
         return canary_file(CANARY_FILES[name])
     if name in GENERATED_DATA:
+        if not prepare and not (cache_dir() / "data" / f"{name}.csv").exists():
+            raise _not_prepared(name)
         return _generated(name)
     if name not in DATA_ASSETS:
         raise usage("asset", name, "unknown data asset",
@@ -289,16 +302,72 @@ MODEL_ASSETS: dict[str, ModelAsset] = {
 
 
 def resolve_model(name: str, prepare: bool = True) -> Path:
-    """Folder of a model asset (preparing it if needed), or ``name`` itself as a path/hub id."""
+    """Folder of a model asset (building or converting it first when ``prepare``), or ``name``
+    itself as a path/hub id. With ``prepare=False`` nothing is built: an asset that needs
+    preparing and is not ready is a one-line usage error."""
     asset = MODEL_ASSETS.get(name)
     if asset is None:
         return Path(name)
     if asset.prepare and prepare:
         return asset.prepare(True)
     found = asset.locate()
-    if found is None:
-        raise usage("asset", name, "not installed", "run scripts/setup (or `audit assets prepare`)")
+    if found is None or (asset.prepare and not is_prepared(name)):
+        if asset.prepare:
+            raise _not_prepared(name)
+        raise usage("asset", name, "not installed", "run scripts/setup")
     return found
+
+
+def is_prepared(name: str) -> bool:
+    """True when the model or data asset ``name`` needs no build or conversion step now."""
+    if name in MODEL_ASSETS:
+        asset = MODEL_ASSETS[name]
+        if asset.prepare is None:
+            return asset.locate() is not None
+        return {"default-lm": _smollm_ready, "multilingual-lm": _gemma_ready,
+                "dreaddit-classifier": lambda: _dreaddit_cached() is not None,
+                "canary-lm": lambda: _canary_cached() is not None}[name]()
+    if name in CANARY_FILES:
+        return _canary_cached() is not None
+    if name in GENERATED_DATA:
+        return (cache_dir() / "data" / f"{name}.csv").exists()
+    return True
+
+
+def _smollm_ready() -> bool:
+    return (cache_dir() / "models" / "smollm2-135m-instruct" / "model.safetensors").exists()
+
+
+def _gemma_ready() -> bool:
+    return (cache_dir() / "models" / "gemma-3-270m" / "model.safetensors").exists()
+
+
+PREPARED_BY = {**{n: "model" for n in MODEL_ASSETS}, **{n: "data" for n in GENERATED_DATA},
+               **{n: "data" for n in CANARY_FILES}}
+
+
+def referenced_assets(value: object) -> list[str]:
+    """Names of the preparable assets a suite value refers to: ``asset:NAME`` strings and bare
+    model/derived-data asset names, found recursively in mappings and lists, in order."""
+    found: list[str] = []
+    if isinstance(value, dict):
+        for v in value.values():
+            found += referenced_assets(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            found += referenced_assets(v)
+    elif isinstance(value, str):
+        name = value[len(ASSET_PREFIX):] if value.startswith(ASSET_PREFIX) else value
+        if name in PREPARED_BY:
+            found.append(name)
+    return list(dict.fromkeys(found))
+
+
+def prepare_asset(name: str) -> Path:
+    """Build or convert one model or data asset into the cache (idempotent)."""
+    if name in MODEL_ASSETS:
+        return resolve_model(name, prepare=True)
+    return asset_path(name, prepare=True)
 
 
 def list_assets() -> list[dict[str, str]]:
@@ -323,6 +392,12 @@ def list_assets() -> list[dict[str, str]]:
 
 
 def prepare_all(names: list[str] | None = None) -> dict[str, Path]:
-    """Prepare (convert/build) the named model assets, or all that need preparing."""
+    """Prepare (convert/build) the named model or data assets, or every model asset that needs
+    preparing."""
     chosen = names or [n for n, a in MODEL_ASSETS.items() if a.prepare]
-    return {name: resolve_model(name) for name in chosen}
+    unknown = [n for n in chosen if n not in PREPARED_BY and n not in DATA_ASSETS]
+    if unknown:
+        raise usage("audit assets prepare", unknown[0], "unknown asset",
+                    f"use one of {', '.join(PREPARED_BY)}")
+    return {name: prepare_asset(name) if name in PREPARED_BY else asset_path(name)
+            for name in chosen}

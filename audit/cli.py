@@ -33,6 +33,17 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the hub")
     p.add_argument("--junit", help="also write JUnit XML (one test case per gate) here")
     p.add_argument("--no-report", action="store_true", help="write results.json only")
+    p.add_argument("--country", help="ISO 3166 alpha-3 code of the grid the machine draws from "
+                   "(e.g. FRA, USA): CO2e is computed from its carbon intensity; without it only "
+                   "energy is reported")
+    p.add_argument("--no-carbon", action="store_true",
+                   help="do not measure energy with codecarbon")
+    _add_fail_on(p)
+
+
+def _add_fail_on(p: Any) -> None:
+    p.add_argument("--fail-on", action="append", choices=["critical"], default=[],
+                   help="also exit 1 when any check has a critical finding (e.g. no DP guarantee)")
 
 
 def _add_others(sub: Any) -> None:
@@ -46,12 +57,18 @@ def _add_others(sub: Any) -> None:
     sub.add_parser("schema", help="print the JSON Schema of results.json")
     p = sub.add_parser("gate", help="re-apply gates to a results.json (no model needed)")
     p.add_argument("results")
-    p.add_argument("--suite", help="take the gates from this suite instead of the results")
+    p.add_argument("--suite", help="take the gates from this suite instead of the results "
+                   "(a suite check absent from the results fails its gates)")
     p.add_argument("--junit", help="write JUnit XML here")
+    _add_fail_on(p)
     p = sub.add_parser("compare", help="compare two results.json; exit 1 on a regression")
     p.add_argument("base")
     p.add_argument("new")
     p.add_argument("--tolerance", type=float, default=0.0, help="absolute change allowed")
+    p.add_argument("--alpha", type=float, default=0.05,
+                   help="significance level of the paired tests on shared items (default 0.05)")
+    p.add_argument("--no-paired", action="store_true",
+                   help="ignore items.jsonl.gz; compare intervals only")
     p.add_argument("--html", help="write a side-by-side HTML comparison here")
     p.add_argument("--junit", help="write JUnit XML here")
     p.add_argument("--all", action="store_true", help="show unchanged metrics too")
@@ -95,7 +112,15 @@ def cmd_run(args: argparse.Namespace) -> int:
                          dtype=args.dtype, batch_size=args.batch_size, seed=args.seed,
                          resume=args.resume, quiet=args.quiet, show_pii=args.show_pii,
                          allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code,
-                         only=[s for s in args.only.split(",") if s], command=_command_line())
+                         only=[s for s in args.only.split(",") if s], command=_command_line(),
+                         fail_on=list(args.fail_on), country=args.country,
+                         carbon=not args.no_carbon)
+    unknown = [i for i in options.only if suite.check_by_id(i) is None]
+    if unknown:
+        from audit.errors import usage
+
+        raise usage("--only", unknown[0], f"no check with this id in {suite.path}",
+                    f"use ids from the suite: {', '.join(c.id for c in suite.checks)}")
     run = run_suite(suite, options)
     if not args.no_report:
         _render(run, options.out_dir, args.show_pii)
@@ -104,10 +129,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         write_junit(run_to_junit(run), args.junit)
     _print_summary(run, options.out_dir, args.quiet)
-    usage_errors = [c.error for c in run.checks if c.error and c.error.startswith("UsageError: ")]
-    for message in usage_errors:
+    usage_errors = [c.error for c in run.checks if c.error_type == "usage" and c.error]
+    for message in dict.fromkeys(usage_errors):  # one line per distinct problem
         print(f"audit: error: {message.removeprefix('UsageError: ')}", file=sys.stderr)
-    return EXIT_USAGE if usage_errors else run.summary.exit_code
+    return run.summary.exit_code
 
 
 def _command_line() -> str:
@@ -124,18 +149,32 @@ def _render(run: Any, out_dir: Path, show_pii: bool) -> None:
 
 
 def _print_summary(run: Any, out_dir: Path, quiet: bool) -> None:
+    if run.synthetic:
+        print("NOTE: a synthetic model (adapter: fake/mock) produced these results; they say "
+              "nothing about a real model.")
     for check in run.checks:
         extra = check.error or check.skip_reason or ", ".join(
             f"{m.name}={m.value:.4g}" for m in check.metrics[:3] if m.value is not None)
-        print(f"{check.status.upper():8} {check.id:<28} {extra[:110]}")
+        reused = " (reused)" if check.reused else ""
+        print(f"{check.status.upper():8} {check.id + reused:<28} {extra[:110]}")
         for gate in check.gates:
             print(f"{'':8}   gate {gate.message}")
-    s = run.summary
-    print(f"\n{s.checks_passed} passed, {s.checks_failed} failed, {s.checks_error} errored, "
-          f"{s.checks_skipped} skipped; gates {s.gates_passed} passed, {s.gates_failed} failed")
+        for finding in check.findings:
+            if finding.severity == "critical":
+                print(f"{'':8}   CRITICAL {finding.message[:150]}")
+    print("\n" + summary_line(run.summary))
     print(f"results: {out_dir / 'results.json'}")
     if (out_dir / "report.html").exists():
         print(f"report:  {out_dir / 'report.html'}")
+
+
+def summary_line(s: Any) -> str:
+    """``N passed, N failed, ...`` counts of a run's checks, gates and critical findings."""
+    fail_on = " (--fail-on critical)" if "critical" in s.fail_on else ""
+    return (f"{s.checks_passed} passed, {s.checks_failed} failed, {s.checks_reported} reported "
+            f"(no gate), {s.checks_error} errored, {s.checks_skipped} skipped; gates "
+            f"{s.gates_passed} passed, {s.gates_failed} failed; {s.findings_critical} critical "
+            f"findings{fail_on}")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -156,7 +195,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     from audit.registry import all_checks, get_check
 
     if args.check:
-        spec = get_check(args.check)
+        from audit.errors import usage
+        from audit.registry import known_check_names
+
+        try:
+            spec = get_check(args.check)
+        except KeyError:
+            raise usage("audit list --check", args.check, "no such check",
+                        f"use one of: {', '.join(known_check_names())}") from None
         print(f"{spec.name} ({spec.area})\n\n{spec.method.summary}\n")
         for key in ("method", "citation", "limitations"):
             print(f"{key.title()}: {getattr(spec.method, key)}\n")
@@ -205,17 +251,18 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
     run = load_run(args.results)
     entries = load_suite(args.suite, validate_params=False).checks if args.suite else None
-    run = regate(run, entries)
+    run = regate(run, entries, fail_on=args.fail_on or None)
     for check in run.checks:
         for gate in check.gates:
             print(f"{'PASS' if gate.passed else 'FAIL'} {check.id}: {gate.message}")
+        if check.status in ("error", "skipped") and not check.gates:
+            print(f"{check.status.upper()} {check.id}: {check.error or check.skip_reason}")
     if args.junit:
         from audit.junit import run_to_junit, write_junit
 
         write_junit(run_to_junit(run), args.junit)
-    s = run.summary
-    print(f"gates {s.gates_passed} passed, {s.gates_failed} failed; {s.checks_error} checks errored")
-    return s.exit_code
+    print(summary_line(run.summary))
+    return run.summary.exit_code
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -223,8 +270,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from audit.compare import compare_runs, format_table
     from audit.results import load_run
 
+    from audit.items import verified_items
+
     base, new = load_run(args.base), load_run(args.new)
-    comparison = compare_runs(base, new, tolerance=args.tolerance)
+    items = [{} if args.no_paired else verified_items(run, Path(path).resolve().parent)
+             for run, path in ((base, args.base), (new, args.new))]
+    comparison = compare_runs(base, new, tolerance=args.tolerance, base_items=items[0],
+                              new_items=items[1], alpha=args.alpha)
+    if comparison.paired_checks:
+        print(f"paired on shared items: {', '.join(comparison.paired_checks)}")
     print(format_table(comparison, show_all=args.all))
     if args.junit:
         from audit.junit import comparison_to_junit, write_junit

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from audit.errors import UsageError, usage
+from audit.io import read_text_file
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -92,6 +93,10 @@ class Suite(_Strict):
     path: str | None = Field(default=None, exclude=True)
     sha256: str | None = Field(default=None, exclude=True)
 
+    def check_by_id(self, check_id: str) -> "CheckConfig | None":
+        """The entry with this id, or None."""
+        return next((c for c in self.checks if c.id == check_id), None)
+
     @property
     def base_dir(self) -> Path:
         """The suite file's folder (relative data paths resolve against it)."""
@@ -126,8 +131,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
     if not path.exists():
         raise usage(str(path), "file", "not found", "pass the path of a suite YAML file")
+    if path.is_dir():
+        raise usage(str(path), "file", "is a folder, not a suite file",
+                    "pass the path of a suite YAML file inside it")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.safe_load(read_text_file(path, "suite"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "YAML"
@@ -203,7 +211,8 @@ def _check_ids(suite: Suite) -> None:
 
 
 def validate_check_entry(suite: Suite, entry: CheckConfig) -> BaseModel:
-    """Check that ``entry.check`` exists and its params fit the check's parameter model."""
+    """Check that ``entry.check`` exists, its params fit the check's parameter model, and every
+    file path among them exists."""
     from audit.registry import get_check, known_check_names
 
     try:
@@ -211,11 +220,50 @@ def validate_check_entry(suite: Suite, entry: CheckConfig) -> BaseModel:
     except KeyError:
         raise usage(str(suite.path), f"check {entry.id!r}: check", f"unknown check {entry.check!r}",
                     f"use one of: {', '.join(known_check_names())}") from None
-    return parse_params(spec.params, entry.params, str(suite.path), entry.id)
+    parsed = parse_params(spec.params, entry.params, str(suite.path), entry.id, entry.check)
+    check_param_paths(suite, entry)
+    return parsed
 
 
-def parse_params(model: type[BaseModel], params: dict[str, Any], where: str, check_id: str) -> BaseModel:
-    """Validate a check's params against its model; one-line error naming the field."""
+_FILE_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".txt", ".parquet", ".pq", ".yaml", ".yml",
+                  ".bin", ".safetensors", ".gguf")
+
+
+def looks_like_path(value: str) -> bool:
+    """A parameter value that names a file: a known data-file suffix, or a path with a folder
+    separator (``asset:``, ``builtin:`` and URLs are not files)."""
+    if value.startswith(("asset:", "builtin:", "http://", "https://")) or "\n" in value:
+        return False
+    return value.lower().endswith(_FILE_SUFFIXES) or ("/" in value and " " not in value)
+
+
+def check_param_paths(suite: Suite, entry: CheckConfig) -> None:
+    """Every file path among a check's params must exist (relative to the suite's folder, then
+    the working folder): caught by ``audit validate`` before any model loads."""
+    from audit.runtime import resolve_user_path
+
+    for key, value in _string_params(entry.params):
+        if looks_like_path(value) and not resolve_user_path(value, suite.base_dir).exists():
+            raise usage(str(suite.path), f"check {entry.id!r}: params.{key}",
+                        f"file not found: {value}",
+                        f"give a path relative to the suite's folder ({suite.base_dir}) or an "
+                        "absolute path")
+
+
+def _string_params(params: Any, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(params, str):
+        return [(prefix, params)]
+    if isinstance(params, dict):
+        return [kv for k, v in params.items() for kv in _string_params(v, f"{prefix}.{k}".strip("."))]
+    if isinstance(params, list):
+        return [kv for i, v in enumerate(params) for kv in _string_params(v, f"{prefix}[{i}]")]
+    return []
+
+
+def parse_params(model: type[BaseModel], params: dict[str, Any], where: str, check_id: str,
+                 check_name: str | None = None) -> BaseModel:
+    """Validate a check's params against its model; one-line error naming the field and the
+    command that lists the check's parameters."""
     try:
         return model.model_validate(params)
     except ValidationError as exc:
@@ -225,6 +273,6 @@ def parse_params(model: type[BaseModel], params: dict[str, Any], where: str, che
         if err["type"] == "missing":
             msg = "required parameter is missing"
         raise usage(where, f"check {check_id!r}: params.{field}", msg,
-                    f"see `audit list --check {check_id}` for the parameters") from None
+                    f"see `audit list --check {check_name or check_id}` for the parameters") from None
     except UsageError:
         raise

@@ -35,18 +35,12 @@ class CheckContext:
     warnings: list[str] = field(default_factory=list)
 
     def resolve_path(self, path: str | os.PathLike[str]) -> Path:
-        """Resolve a user path: ``asset:NAME`` (see ``audit assets``), ``~`` expanded, relative
-        paths against the suite's folder first, then the working folder."""
-        from audit.assets import asset_ref
+        """Resolve a path written in the suite (``audit.runtime.resolve_user_path``):
+        ``asset:NAME``, ``~`` expanded, relative paths against the suite's folder first, then
+        the working folder."""
+        from audit.runtime import resolve_user_path
 
-        asset = asset_ref(str(path))
-        if asset is not None:
-            return asset
-        p = Path(os.path.expanduser(str(path)))
-        if p.is_absolute():
-            return p
-        candidate = self.base_dir / p
-        return candidate if candidate.exists() else Path.cwd() / p
+        return resolve_user_path(path, self.base_dir)
 
     def progress(self, iterable: Iterable[Any] | None = None, total: int | None = None,
                  desc: str = "") -> Any:
@@ -73,9 +67,4 @@ class CheckContext:
         return np.random.default_rng(stable_seed(self.seed, self.check_id, label))
 
 
-def stable_seed(*parts: Any) -> int:
-    """A 63-bit seed derived from ``parts`` by SHA-256 (stable across runs and platforms)."""
-    import hashlib
-
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
+from audit.runtime import stable_seed  # noqa: E402,F401  (re-exported for checks)

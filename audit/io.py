@@ -30,24 +30,57 @@ def atomic_write_text(path: Path, text: str) -> Path:
     return path
 
 
-def read_table(path: str | Path, what: str = "data") -> Any:
-    """Read a CSV, TSV, JSON / JSON-lines or Parquet file into a DataFrame (pandas, imported
-    lazily); one-line usage errors for a missing, unreadable or empty file."""
-    import pandas as pd
-
+def check_readable(path: str | Path, what: str = "data") -> Path:
+    """``path`` as a Path if it is an existing file; one-line usage errors for a missing path or
+    a folder."""
     from audit.errors import usage
 
     p = Path(path)
     if not str(path) or not p.exists():
-        raise usage(str(path) or "(none)", what, "file not found", "pass an existing CSV or Parquet file")
+        raise usage(str(path) or "(none)", what, "file not found",
+                    "check the path (relative paths start at the suite's folder)")
+    if p.is_dir():
+        raise usage(str(p), what, "is a folder, not a file", "name a file inside it")
+    return p
+
+
+def read_text_file(path: str | Path, what: str = "data") -> str:
+    """A text file's contents (UTF-8, a BOM allowed); one-line usage errors for a missing path,
+    a folder, a binary file or text that is not UTF-8."""
+    from audit.errors import usage
+
+    p = check_readable(path, what)
+    data = p.read_bytes()
+    if b"\x00" in data[:8192]:
+        raise usage(str(p), what, "a binary file, not text", f"pass a UTF-8 text file as {what}")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise usage(str(p), f"{what} (byte {exc.start})", "not UTF-8 text",
+                    "re-save the file as UTF-8") from None
+
+
+def read_table(path: str | Path, what: str = "data") -> Any:
+    """Read a CSV, TSV, JSON / JSON-lines or Parquet file into a DataFrame (pandas, imported
+    lazily); one-line usage errors for a missing, unreadable, binary, non-UTF-8 or empty file."""
+    import io
+
+    import pandas as pd
+
+    from audit.errors import UsageError, usage
+
+    p = check_readable(path, what)
     suffix = p.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(p)
         elif suffix in (".jsonl", ".json"):
-            frame = pd.read_json(p, lines=suffix == ".jsonl")
+            frame = pd.read_json(io.StringIO(read_text_file(p, what)), lines=suffix == ".jsonl")
         else:
-            frame = pd.read_csv(p, sep="\t" if suffix == ".tsv" else ",")
+            frame = pd.read_csv(io.StringIO(read_text_file(p, what)),
+                                sep="\t" if suffix == ".tsv" else ",")
+    except UsageError:
+        raise
     except Exception as exc:  # pandas raises many types
         raise usage(str(p), what, f"cannot read ({type(exc).__name__}: {str(exc).splitlines()[0]})",
                     "pass a valid CSV, TSV, JSONL or Parquet file") from None

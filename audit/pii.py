@@ -229,9 +229,16 @@ def detect_presidio(text: str, entities: Iterable[str] = ENTITIES,
 
 
 def resolve_backend(backend: str = "auto") -> str:
-    """``auto`` -> ``presidio`` when it can load, else ``builtin``; other names pass through."""
+    """``auto`` -> ``presidio`` when it can load, else ``builtin`` (recorded as a fallback, so
+    the check that used it says so); other names pass through."""
     if backend == "auto":
-        return "presidio" if presidio_engine() is not None else "builtin"
+        if presidio_engine() is not None:
+            return "presidio"
+        from audit import fallbacks
+
+        fallbacks.note("Presidio (or its spaCy model) is not available: PII was detected by the "
+                       f"built-in validators only ({', '.join(ENTITIES)})")
+        return "builtin"
     return backend
 
 

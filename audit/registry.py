@@ -1,10 +1,11 @@
-"""The check registry: ``@check`` for built-in checks and the ``audit.checks`` entry-point group.
+"""The check registry: one registration path, the ``@check`` decorator.
 
 A check is a plain function ``fn(ctx: CheckContext, params: ParamsModel) -> CheckOutput``.
-Built-in checks live one per module under ``audit/checks/<area>/``; they are imported lazily (the
-list of modules below is data, so ``audit --help`` never imports torch). Third-party packages add
-checks by declaring an entry point in the group ``audit.checks`` whose value is a module (importing
-it runs its ``@check`` decorators) or a function decorated with ``@check``.
+Built-in checks live one per module under ``audit/checks/<area>/``; the registry finds them by
+importing every module of the ``audit.checks`` package once, on first need (their heavy imports
+sit inside functions, so this costs well under a second and ``audit --help`` never pays it).
+Third-party packages add checks by declaring an entry point in the group ``audit.checks`` whose
+value is a module (importing it runs its ``@check`` decorators) or a decorated function.
 
 The docstring of a check is its method card. Write it as a summary paragraph, then sections that
 start with ``Purpose:``, ``Method:``, ``Citation:`` and ``Limitations:``.
@@ -22,30 +23,6 @@ from pydantic import BaseModel, ConfigDict
 from audit.results import MethodCard
 
 ENTRY_POINT_GROUP = "audit.checks"
-
-# name -> module that defines it; imported only when the check is needed.
-BUILTIN_CHECK_MODULES: dict[str, str] = {
-    "template_bias": "audit.checks.bias.template_bias",
-    "pair_preference": "audit.checks.bias.pair_preference",
-    "embedding_association": "audit.checks.bias.embedding_association",
-    "group_fairness": "audit.checks.fairness.group_fairness",
-    "counterfactual_fairness": "audit.checks.fairness.counterfactual_fairness",
-    "identity_term_auc": "audit.checks.fairness.identity_term_auc",
-    "verbatim_memorization": "audit.checks.privacy.verbatim_memorization",
-    "canary_exposure": "audit.checks.privacy.canary_exposure",
-    "pii_leakage": "audit.checks.privacy.pii_leakage",
-    "membership_inference": "audit.checks.privacy.membership_inference",
-    "dp_guarantee": "audit.checks.privacy.dp_guarantee",
-    "attention": "audit.checks.explain.attention",
-    "shap_text": "audit.checks.explain.shap_text",
-    "shap_tabular": "audit.checks.explain.shap_tabular",
-    "integrated_gradients": "audit.checks.explain.integrated_gradients",
-    "attribution_faithfulness": "audit.checks.explain.attribution_faithfulness",
-}
-
-# Light metadata so `audit list` needs no heavy import: name -> (area, needs, summary).
-BUILTIN_CHECK_INFO: dict[str, tuple[str, str, str]] = {}
-
 
 class NoParams(BaseModel):
     """Parameters of a check that takes none."""
@@ -68,6 +45,7 @@ class CheckSpec:
     requires: list[frozenset[str]]
     summary: str
     method: MethodCard
+    item_metrics: dict[str, Any] = field(default_factory=dict)
 
     def missing_capabilities(self, capabilities: Iterable[str]) -> str | None:
         """Return why an adapter with ``capabilities`` cannot run this check, or None if it can."""
@@ -80,6 +58,7 @@ class CheckSpec:
 
 _REGISTRY: dict[str, CheckSpec] = {}
 _ENTRY_POINTS_LOADED = False
+_BUILTINS_LOADED = False
 
 _SECTION = re.compile(r"^\s*(Purpose|Method|Citation|Citations|Limitations|References):\s*(.*)$")
 
@@ -107,10 +86,13 @@ def parse_method_card(doc: str | None) -> MethodCard:
 
 
 def check(name: str, *, area: str, params: type[BaseModel] = NoParams,
-          requires: Iterable[Iterable[str]] | Iterable[str] | None = None) -> Callable:
+          requires: Iterable[Iterable[str]] | Iterable[str] | None = None,
+          item_metrics: dict[str, Any] | None = None) -> Callable:
     """Register ``fn`` as the check ``name`` (decorator).
 
     ``requires`` is either one set of capability names or a list of alternative sets.
+    ``item_metrics`` maps metric names to ``audit.items.ItemMetric``: how each follows from the
+    check's per-item records (for re-derivation and paired comparison).
     """
     alternatives = _normalise_requires(requires)
 
@@ -118,7 +100,7 @@ def check(name: str, *, area: str, params: type[BaseModel] = NoParams,
         card = parse_method_card(fn.__doc__)
         _REGISTRY[name] = CheckSpec(name=name, fn=fn, params=params, area=area,
                                     requires=alternatives, summary=card.summary.split(". ")[0],
-                                    method=card)
+                                    method=card, item_metrics=dict(item_metrics or {}))
         fn.check_name = name  # type: ignore[attr-defined]
         return fn
 
@@ -150,16 +132,31 @@ def _load_entry_points() -> None:
             warnings.warn(f"audit: could not load check plugin {ep.name!r} ({ep.value}): {exc}")
 
 
+def _load_builtins() -> None:
+    """Import every module under ``audit.checks`` once (running their ``@check`` decorators)."""
+    global _BUILTINS_LOADED
+    if _BUILTINS_LOADED:
+        return
+    _BUILTINS_LOADED = True
+    import pkgutil
+
+    import audit.checks as package
+
+    for info in pkgutil.walk_packages(package.__path__, prefix="audit.checks."):
+        importlib.import_module(info.name)
+
+
 def known_check_names() -> list[str]:
     """Names of all checks: built-in ones and those added through entry points."""
+    _load_builtins()
     _load_entry_points()
-    return sorted(set(BUILTIN_CHECK_MODULES) | set(_REGISTRY))
+    return sorted(_REGISTRY)
 
 
 def get_check(name: str) -> CheckSpec:
-    """Return the registered check ``name``, importing its module if needed (KeyError if none)."""
-    if name not in _REGISTRY and name in BUILTIN_CHECK_MODULES:
-        importlib.import_module(BUILTIN_CHECK_MODULES[name])
+    """Return the registered check ``name`` (KeyError if there is none)."""
+    if name not in _REGISTRY:
+        _load_builtins()
     if name not in _REGISTRY:
         _load_entry_points()
     if name not in _REGISTRY:
@@ -169,13 +166,7 @@ def get_check(name: str) -> CheckSpec:
 
 def all_checks() -> list[CheckSpec]:
     """Every check, built-in and plugin, imported (used by `audit list`)."""
-    specs = []
-    for name in known_check_names():
-        try:
-            specs.append(get_check(name))
-        except (KeyError, ImportError):
-            continue
-    return specs
+    return [_REGISTRY[name] for name in known_check_names()]
 
 
 @dataclass

@@ -21,9 +21,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
-Status = Literal["passed", "failed", "error", "skipped"]
+Status = Literal["passed", "failed", "reported", "error", "skipped"]
+"""passed: every gate passed; failed: a gate failed; reported: the check ran and has no gates
+(its numbers are information, not a verdict); error: it raised; skipped: it could not run
+(the model lacks a capability, or the check is missing from the results)."""
 
 
 class _Model(BaseModel):
@@ -118,7 +121,14 @@ class CheckResult(_Model):
     gates: list[GateResult] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     error: str | None = None
+    error_type: Literal["usage", "runtime"] | None = None
+    traceback: str | None = None
     skip_reason: str | None = None
+    fingerprint: str | None = None
+    reused: bool = False
+    n_items: int = 0
+    items_sha256: str | None = None
+    environment: "Environment | None" = None
 
     def metric(self, name: str) -> Metric | None:
         """Return the metric called ``name``, or None."""
@@ -157,15 +167,35 @@ class Provenance(_Model):
     command: str | None = None
 
 
+class Environment(_Model):
+    """Compute and carbon cost measured by codecarbon's OfflineEmissionsTracker: energy (kWh)
+    and duration always; CO2-equivalent only when a country (grid carbon intensity) is known."""
+
+    energy_kwh: float | None = None
+    duration_s: float | None = None
+    co2e_kg: float | None = None
+    country_iso_code: str | None = None
+    cpu_model: str | None = None
+    gpu_model: str | None = None
+    cpu_power_w: float | None = None
+    tracker: str = "codecarbon"
+    method: str = ""
+    note: str | None = None
+
+
 class GateSummary(_Model):
     """Counts of checks by status and gates by outcome, and the exit code they imply."""
 
     checks_passed: int = 0
     checks_failed: int = 0
+    checks_reported: int = 0
     checks_error: int = 0
     checks_skipped: int = 0
     gates_passed: int = 0
     gates_failed: int = 0
+    findings_critical: int = 0
+    findings_warning: int = 0
+    fail_on: list[str] = Field(default_factory=list)
     exit_code: int = 0
 
 
@@ -182,6 +212,9 @@ class RunResult(_Model):
     checks: list[CheckResult] = Field(default_factory=list)
     summary: GateSummary = Field(default_factory=GateSummary)
     show_pii: bool = False
+    synthetic: bool = False
+    items_file: str | None = None
+    environment: Environment | None = None
 
     def check(self, check_id: str) -> CheckResult | None:
         """Return the result of the check with this id, or None."""
@@ -211,3 +244,6 @@ def load_run(path: str) -> RunResult:
         detail = " ".join(first[1:3]) if len(first) > 2 else str(exc)
         raise usage(path, "schema", f"not a results.json of schema {SCHEMA_VERSION}: {detail}",
                     "re-run `audit run` with this version") from None
+
+
+CheckResult.model_rebuild()

@@ -88,7 +88,7 @@ def test_stereoset_intrasentence_json_is_read(tmp_path):
     pairs = load_pairs(path, "auto", str(path))
     assert pairs == [{"sent_more": "The chess player was nerdy.",
                       "sent_less": "The chess player was hispanic.", "direction": "stereo",
-                      "bias_type": "profession"}]
+                      "bias_type": "profession", "row": "x"}]
 
 
 def _run(model, data, seed=0, **params):

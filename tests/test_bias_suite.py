@@ -58,7 +58,8 @@ def test_mini_bias_suite_runs_on_a_masked_lm_folder(tmp_path, tiny_mlm_dir):
                      "--quiet", "--no-report"])
         assert code == 0
         results = json.loads((out / "results.json").read_text())
-        assert [c["status"] for c in results["checks"]] == ["passed"] * 3
+        # the WEAT entry has no gate: it reports, it does not pass
+        assert [c["status"] for c in results["checks"]] == ["passed", "passed", "reported"]
         values.append([[m["value"] for m in c["metrics"]] for c in results["checks"]])
     assert values[0] == values[1]
 

@@ -166,10 +166,10 @@ def test_mock_drives_the_masked_and_causal_lm_paths(tmp_path):
     masked = _statuses(tmp_path / "masked", _suite(tmp_path, "masked_lm", checks))
     causal = _statuses(tmp_path / "causal", _suite(tmp_path, "causal_lm", checks))
     for check_id in ("tb", "pp"):
-        assert masked[check_id][0] in ("passed", "failed"), masked[check_id]
-        assert causal[check_id][0] in ("passed", "failed"), causal[check_id]
+        assert masked[check_id][0] in ("passed", "failed", "reported"), masked[check_id]
+        assert causal[check_id][0] in ("passed", "failed", "reported"), causal[check_id]
     assert masked["mem"][0] == "skipped" and masked["mia"][0] == "skipped"
-    assert causal["mem"][0] in ("passed", "failed") and causal["mia"][0] in ("passed", "failed")
+    assert causal["mem"][0] in ("passed", "failed", "reported") and causal["mia"][0] in ("passed", "failed", "reported")
 
 
 def test_mock_drives_chat_only_and_classifier_paths(tmp_path):
@@ -183,7 +183,7 @@ def test_mock_drives_chat_only_and_classifier_paths(tmp_path):
         {"id": "pii", "check": "pii_leakage", "params": {"n_samples": 1, "backend": "builtin"}},
         {"id": "tb", "check": "template_bias", "params": {"max_templates": 1}},
     ]))
-    assert chat["mem"][0] in ("passed", "failed") and chat["pii"][0] in ("passed", "failed")
+    assert chat["mem"][0] in ("passed", "failed", "reported") and chat["pii"][0] in ("passed", "failed", "reported")
     assert chat["tb"][0] == "skipped" and "sequence_log_prob" in chat["tb"][1]
     clf = _statuses(tmp_path / "clf", _suite(tmp_path, "classifier", [
         {"id": "cf", "check": "counterfactual_fairness", "params": {"n_boot": 100}},
@@ -192,7 +192,7 @@ def test_mock_drives_chat_only_and_classifier_paths(tmp_path):
         {"id": "ig", "check": "integrated_gradients", "params": {"n": 1}},
     ]))
     for check_id in ("cf", "shap", "att"):
-        assert clf[check_id][0] in ("passed", "failed"), clf[check_id]
+        assert clf[check_id][0] in ("passed", "failed", "reported"), clf[check_id]
     assert clf["ig"][0] == "skipped" and "differentiable" in clf["ig"][1]
 
 
@@ -204,3 +204,19 @@ def test_fake_adapter_scripted_responses_and_failures():
     with pytest.raises(RuntimeError, match="embed"):
         model.embed(["x"])
     assert has(model, "generate") and not has(model, "chat")
+
+
+def test_shared_prefix_kv_cache_gives_the_same_scores(tiny_gpt2_dir):
+    """Continuations sharing a prompt are scored from one KV cache of the prompt; the values
+    equal log P(prompt + continuation) - log P(prompt) from plain full passes (word tokenizer:
+    no token straddles the boundary), for one- and multi-token continuations."""
+    from audit.models.hf import load_hf
+
+    lm = load_hf(str(tiny_gpt2_dir), batch_size=2)
+    prompts = ["the man worked as a"] * 3 + ["she is"] * 2 + ["he"]
+    conts = [" nurse", " very good doctor", " cat", " happy", " a kind teacher", " is"]
+    kv = lm.continuation_log_prob(prompts, conts)
+    plain = (lm.sequence_log_prob([p + c for p, c in zip(prompts, conts)])
+             - lm.sequence_log_prob(prompts))
+    np.testing.assert_allclose(kv, plain, atol=1e-5)
+    assert kv[1] < kv[0]  # three tokens cost more than one here

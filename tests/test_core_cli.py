@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from audit.results import SCHEMA_VERSION
+
 ROOT = Path(__file__).resolve().parents[1]
 PLUGIN = ROOT / "tests" / "plugin_pkg"
 
@@ -76,7 +78,7 @@ def test_raising_check_is_isolated(tmp_path: Path) -> None:
     status = {c["id"]: c["status"] for c in data["checks"]}
     assert status == {"first": "passed", "boom": "error", "second": "passed"}
     assert "boom from always_raises" in data["checks"][1]["error"]
-    assert data["schema_version"] == "1.0"
+    assert data["schema_version"] == SCHEMA_VERSION
 
 
 def test_gate_failure_exit_1_and_gate_verb(tmp_path: Path) -> None:
@@ -106,7 +108,8 @@ def test_skipped_when_capability_missing(tmp_path: Path) -> None:
 
 
 def test_same_seed_same_results(tmp_path: Path) -> None:
-    """Same inputs and seed give the same results.json, timestamps and durations aside."""
+    """Same inputs and seed give the same results.json, timestamps, durations and measured
+    energy aside."""
     suite = write_suite(tmp_path, GOOD)
     dumps = []
     for name in ("a", "b"):
@@ -114,8 +117,10 @@ def test_same_seed_same_results(tmp_path: Path) -> None:
         data = json.loads((tmp_path / name / "results.json").read_text())
         data.pop("created_at")
         data["provenance"].pop("command")
+        data.pop("environment")
         for c in data["checks"]:
             c.pop("duration_s")
+            c.pop("environment")
         dumps.append(json.dumps(data, sort_keys=True))
     assert dumps[0] == dumps[1]
 

@@ -140,9 +140,12 @@ class ModelAdapter(Protocol):
 
 @runtime_checkable
 class Tokenizes(Protocol):
-    """``tokenize``: how the model splits text into tokens."""
+    """``tokenize``: how the model splits text into tokens. ``special_tokens`` names the
+    tokenizer's special tokens by role (``mask_token``, ``sep_token``, ``bos_token``,
+    ``eos_token``, ``pad_token``, ``cls_token``, ``unk_token``: whichever it has)."""
 
     max_length: int
+    special_tokens: dict[str, str]
 
     def tokenize(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[TokenizedText]:
         """Tokenise each text (no truncation)."""

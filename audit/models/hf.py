@@ -16,6 +16,7 @@ from audit.models.capabilities import (AttentionMap, MaskedScoreRequest, Message
                                        TokenizedText, TorchHandle)
 
 from audit.errors import usage
+from audit.runtime import resolve_device
 from audit.results import ModelInfo
 
 _KIND_CAPABILITIES = {
@@ -42,17 +43,6 @@ def detect_kind(config: Any) -> str:
             "gpt2", "llama", "mistral", "qwen2", "phi", "gemma", "gpt_neox", "opt"):
         return "causal_lm"
     return "encoder"
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is a usage error."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise usage("--device", device, "no CUDA device is available", "use --device cpu or auto")
-    return device
 
 
 def _dtype(name: str) -> Any:
@@ -93,6 +83,10 @@ def load_hf(source: str, *, alias: str = "default", device: str = "cpu", dtype: 
     local = path.exists()
     if not local and (source.startswith((".", "/", "~")) or source.count("/") > 1):
         raise usage(source, "model", "folder not found", "pass an existing model folder or hub id")
+    if local and path.is_dir():
+        from audit.models.loader import check_model_folder
+
+        check_model_folder(path, alias)
     gguf = _check_weights_allowed(path, allow_pickle) if local else None
     common: dict[str, Any] = {"trust_remote_code": trust_remote_code}
     if gguf:
@@ -117,8 +111,12 @@ def _load_config(source: str, common: dict[str, Any]) -> Any:
         raise usage(source, "model", f"cannot load a transformers config ({str(exc).splitlines()[0]})",
                     "pass a folder with config.json, or an asset name from `audit assets`") from None
     except ValueError as exc:
-        raise usage(source, "model", str(exc).splitlines()[0],
-                    "pass --trust-remote-code only if you trust this model's code") from None
+        first = str(exc).splitlines()[0]
+        if "trust_remote_code" in str(exc):
+            raise usage(source, "model", first,
+                        "pass --trust-remote-code only if you trust this model's code") from None
+        raise usage(source, "model", f"transformers cannot read this model ({first})",
+                    "check that the folder holds a complete transformers model") from None
 
 
 def _load_model(source: str, kind: str, config: Any, common: dict[str, Any], dtype: str,
@@ -137,6 +135,14 @@ def _load_model(source: str, kind: str, config: Any, common: dict[str, Any], dty
     except OSError as exc:
         raise usage(source, "weights", str(exc).splitlines()[0],
                     "provide model.safetensors (or pass --allow-pickle for .bin)") from None
+
+
+def _split_at(row: list[int], offsets: list[tuple[int, int]], cut: int) -> tuple[list[int], list[int]]:
+    """Token ids before the first non-special token that carries a character at or after
+    ``cut``, and the non-special tokens from there on (the continuation)."""
+    k = next((t for t, (a, b) in enumerate(offsets) if b > cut and b > a), len(row))
+    cont = [tok for tok, (a, b) in zip(row[k:], offsets[k:]) if b > a]
+    return row[:k], cont
 
 
 class HFAdapter:
@@ -161,6 +167,8 @@ class HFAdapter:
             tokenizer.pad_token = tokenizer.eos_token
         self.mask_token = getattr(tokenizer, "mask_token", None)
         self.labels = self._labels() if kind == "classifier" else []
+        self.special_tokens = {k: str(v) for k, v in tokenizer.special_tokens_map.items()
+                               if isinstance(v, str)}
         self._bos: list[int] | None = None
 
     def _labels(self) -> list[str]:
@@ -253,8 +261,10 @@ class HFAdapter:
     def _row_log_probs(self, rows: list[list[int]], progress: Progress | None) -> list[np.ndarray]:
         from audit.models.hf_scoring import causal_token_log_probs
 
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         return causal_token_log_probs(self.torch_module, rows, self.device,
-                                      max_rows=16 * self.batch_size, progress=progress)
+                                      max_rows=16 * self.batch_size, pad_id=int(pad),
+                                      progress=progress)
 
     def token_log_probs(self, texts: Sequence[str], progress: Progress | None = None) -> list[np.ndarray]:
         """Log-probability of every token given its prefix, per text (float64 arrays)."""
@@ -273,11 +283,24 @@ class HFAdapter:
             raise ValueError("prompts and continuations differ in length")
         full = [p + c for p, c in zip(prompts, continuations)]
         rows, offsets = self._scoring_rows(full)
-        per_token = self._row_log_probs(rows, progress)
+        split = [_split_at(row, offs, len(p)) for row, offs, p in zip(rows, offsets, prompts)]
+        counts: dict[tuple[int, ...], int] = {}
+        for prefix, _ in split:
+            counts[tuple(prefix)] = counts.get(tuple(prefix), 0) + 1
+        shared = [i for i, (prefix, cont) in enumerate(split)
+                  if prefix and cont and counts[tuple(prefix)] > 1]
         out = np.zeros(len(full))
-        for i, (lp, offs) in enumerate(zip(per_token, offsets)):
+        if shared:  # one pass per shared prefix, its KV cache reused by every continuation
+            from audit.models.hf_scoring import continuation_log_probs_kv
+
+            out[shared] = continuation_log_probs_kv(
+                self.torch_module, [split[i][0] for i in shared], [split[i][1] for i in shared],
+                self.device, max_rows=4 * self.batch_size, progress=progress)
+        rest = sorted(set(range(len(full))) - set(shared))
+        per_token = self._row_log_probs([rows[i] for i in rest], progress)
+        for i, lp in zip(rest, per_token):
             cut = len(prompts[i])
-            out[i] = float(sum(lp[t - 1] for t in range(1, len(offs)) if offs[t][1] > cut))
+            out[i] = float(sum(lp[t - 1] for t in range(1, len(offsets[i])) if offsets[i][t][1] > cut))
         return out
 
     # -- generation -------------------------------------------------------------------------

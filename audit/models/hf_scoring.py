@@ -24,50 +24,65 @@ Progress = Callable[[int], Any]
 
 # ------------------------------------------------------------------------------ causal scoring
 def causal_token_log_probs(model: Any, rows: Sequence[Sequence[int]], device: str,
-                           max_tokens: int = 16384, max_rows: int = 256,
+                           max_tokens: int = 2048, max_rows: int = 256, pad_id: int = 0,
                            progress: Progress | None = None) -> list[np.ndarray]:
-    """``out[i][t] = log p(rows[i][t+1] | rows[i][:t+1])`` (float64), exact and unpadded."""
+    """``out[i][t] = log p(rows[i][t+1] | rows[i][:t+1])`` (float64).
+
+    Rows that share everything but their last token (canary candidates, answer options) share
+    their parent's forward pass: each distinct parent is run once and every child's last token
+    is read from the parent's last position. Parents are sorted by length and batched with right
+    padding: a causal model never attends to positions after a token, so padding at the end
+    changes no value (math-exact; floats may differ in the last bits from a one-row pass).
+    """
     out: list[np.ndarray] = [np.zeros(0)] * len(rows)
-    lengths = np.array([len(r) for r in rows])
-    for length in np.unique(lengths):
-        where = np.flatnonzero(lengths == length)
-        if length < 2:
-            for i in where:
-                out[i] = np.zeros(0)
-            if progress:
-                progress(len(where))
+    index: dict[tuple[int, ...], int] = {}
+    parents: list[tuple[int, ...]] = []
+    children: list[list[tuple[int, int]]] = []
+    for i, row in enumerate(rows):
+        if len(row) < 2:
             continue
-        arr = np.array([rows[i] for i in where], dtype=np.int64)
-        rows_per_pass = max(1, min(max_rows, max_tokens // int(length)))
-        for i, lp in zip(where, _same_length(model, arr, device, rows_per_pass, progress)):
-            out[i] = lp
+        key = tuple(row[:-1])
+        if key not in index:
+            index[key] = len(parents)
+            parents.append(key)
+            children.append([])
+        children[index[key]].append((i, int(row[-1])))
+    order = sorted(range(len(parents)), key=lambda j: len(parents[j]))
+    lengths = [len(p) for p in parents]
+    for batch in _batches(order, lengths, max_rows, max_tokens):
+        _score_parents(model, [parents[j] for j in batch], [children[j] for j in batch],
+                       device, pad_id, out)
+        if progress:
+            progress(sum(len(children[j]) for j in batch))
+    if progress:
+        progress(sum(len(r) < 2 for r in rows))
     return out
 
 
-def _same_length(model: Any, arr: np.ndarray, device: str, rows_per_pass: int,
-                 progress: Progress | None) -> np.ndarray:
-    """Per-token log-probs of equal-length rows: one forward pass per distinct parent."""
+def _score_parents(model: Any, parents: list[tuple[int, ...]], kids: list[list[tuple[int, int]]],
+                   device: str, pad_id: int, out: list[np.ndarray]) -> None:
+    """One right-padded forward pass over parents; per-token log-probs of each parent's own
+    tokens plus each child's last token, written into ``out``."""
     import torch
 
-    parents, inverse = np.unique(arr[:, :-1], axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(parents) + 1))
-    out = np.zeros((len(arr), arr.shape[1] - 1))
-    for u0 in range(0, len(parents), rows_per_pass):
-        u1 = min(u0 + rows_per_pass, len(parents))
-        batch = torch.as_tensor(parents[u0:u1], device=device)
-        with torch.inference_mode():
-            logp = torch.log_softmax(model(input_ids=batch).logits.float(), dim=-1)
-        own = logp[:, :-1].gather(-1, batch[:, 1:].unsqueeze(-1)).squeeze(-1).double()
-        kids = order[bounds[u0]:bounds[u1]]
-        local = torch.as_tensor(inverse[kids] - u0, device=device)
-        last = torch.as_tensor(arr[kids, -1], device=device)
-        out[kids, :-1] = own[local].cpu().numpy()
-        out[kids, -1] = logp[local, -1, last].double().cpu().numpy()
-        if progress:
-            progress(len(kids))
-    return out
+    width = max(len(p) for p in parents)
+    ids = torch.full((len(parents), width), pad_id, dtype=torch.long)
+    for r, p in enumerate(parents):
+        ids[r, :len(p)] = torch.tensor(p, dtype=torch.long)
+    with torch.inference_mode():
+        logits = model(input_ids=ids.to(device)).logits.float()
+        lse = torch.logsumexp(logits, dim=-1)  # [b, width]
+        nxt = torch.cat([ids[:, 1:], ids[:, :1]], dim=1).to(logits.device)
+        own = (logits.gather(-1, nxt.unsqueeze(-1)).squeeze(-1) - lse).double().cpu().numpy()
+        last = torch.tensor([len(p) - 1 for p in parents], device=logits.device)
+        rows_t = torch.arange(len(parents), device=logits.device)
+        last_logits, last_lse = logits[rows_t, last], lse[rows_t, last]
+    for r, (p, children) in enumerate(zip(parents, kids)):
+        head = own[r, :len(p) - 1]
+        ks = torch.tensor([k for _, k in children], device=last_logits.device)
+        tails = (last_logits[r, ks] - last_lse[r]).double().cpu().numpy()
+        for (i, _), tail in zip(children, tails):
+            out[i] = np.append(head, tail)
 
 
 def causal_one_at_a_time(model: Any, rows: Sequence[Sequence[int]], device: str) -> list[np.ndarray]:
@@ -201,3 +216,67 @@ def masked_one_at_a_time(model: Any, requests: Sequence[MaskedScoreRequest], mas
             logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
         out[i] = float(sum(logp[p, req.ids[p]].item() for p in req.score))
     return out
+
+
+# ------------------------------------------------------------------------------ shared prefixes
+def continuation_log_probs_kv(model: Any, prefixes: Sequence[Sequence[int]],
+                              continuations: Sequence[Sequence[int]], device: str,
+                              max_rows: int = 64, progress: Progress | None = None) -> np.ndarray:
+    """``sum_t log p(cont[t] | prefix + cont[:t])`` for every (prefix, continuation) pair, with
+    one forward pass per distinct prefix: its KV cache is copied to a batch of that prefix's
+    continuations, which are scored together (right-padded: causal attention never looks at the
+    padding after a real token, so no value changes). Equal, up to float rounding, to scoring
+    each ``prefix + continuation`` in full."""
+    import torch
+
+    out = np.zeros(len(prefixes))
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, p in enumerate(prefixes):
+        groups.setdefault(tuple(p), []).append(i)
+    for prefix, members in groups.items():
+        with torch.inference_mode():
+            first = model(input_ids=torch.tensor([prefix], device=device), use_cache=True)
+        head = torch.log_softmax(first.logits[0, -1].float(), dim=-1).double().cpu().numpy()
+        for s in range(0, len(members), max_rows):
+            chunk = members[s:s + max_rows]
+            _score_from_cache(model, _cache_of(first), head,
+                              [list(continuations[i]) for i in chunk], chunk, device, out)
+            if progress:
+                progress(len(chunk))
+    return out
+
+
+_CACHE_KW = "cache"  # transformers >= 5.2x; "past_key_values" before (deprecated there)
+
+
+def _cache_of(output: Any) -> Any:
+    """The KV cache a forward pass returned (its attribute name changed across versions)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
+def _score_from_cache(model: Any, cache: Any, head: np.ndarray, conts: list[list[int]],
+                      index: list[int], device: str, out: np.ndarray) -> None:
+    """Score continuations of one prefix: the first token from the prefix's last logits, the
+    rest from one batched pass over the continuations on a copy of the prefix's cache."""
+    import copy
+
+    import torch
+
+    width = max(len(c) for c in conts) - 1
+    for i, c in zip(index, conts):
+        out[i] = head[c[0]] if c else 0.0
+    if width <= 0:
+        return
+    inp = torch.zeros((len(conts), width), dtype=torch.long)
+    for r, c in enumerate(conts):
+        inp[r, :len(c) - 1] = torch.tensor(c[:-1], dtype=torch.long)
+    batch_cache = copy.deepcopy(cache)
+    batch_cache.batch_repeat_interleave(len(conts))
+    with torch.inference_mode():
+        logits = model(input_ids=inp.to(device), use_cache=True, **{_CACHE_KW: batch_cache}).logits
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    for r, (i, c) in enumerate(zip(index, conts)):
+        if len(c) > 1:
+            tgt = torch.tensor(c[1:], device=logp.device)
+            out[i] += float(logp[r, torch.arange(len(c) - 1), tgt].double().sum())

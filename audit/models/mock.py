@@ -69,6 +69,8 @@ class MockAdapter:
         self.labels = list(labels or ["negative", "positive"])
         self.mask_token = mask_token
         self.max_length = max_length
+        self.special_tokens = {"bos_token": "[BOS]", "pad_token": "[PAD]", "unk_token": "[UNK]",
+                               "mask_token": mask_token}
         self.synthetic = synthetic
         self.source = source or f"mock:{kind}"
         self.device = "cpu"

@@ -9,8 +9,8 @@ Capabilities are probed when the adapter is made, not assumed (see ``audit.model
   the consistency probe; never computed from generated-token log-probabilities;
 - ``embed``: /v1/embeddings answers.
 
-Each absent capability keeps its reason in ``capability_notes`` (the runner adds it to a skipped
-check's reason; ``info()`` records it). Sampled requests carry a seed derived from the caller's
+Each probed capability that is absent keeps its reason in ``capability_notes`` (the runner adds
+it to a skipped check's reason; ``info()`` records it, with :data:`SERVED_NEVER`). Sampled requests carry a seed derived from the caller's
 seed and the item's position when the server accepts ``seed``. Requests run concurrently
 (bounded), retry with backoff, time out, and are cached (``audit.models.http_client``).
 
@@ -85,7 +85,7 @@ class OpenAIAdapter:
         self.models_entry: dict[str, Any] | None = None
         self.seed_accepted: bool | None = None
         self.scoring_probe: dict[str, Any] | None = None
-        self.capability_notes: dict[str, str] = dict(SERVED_NEVER)
+        self.capability_notes: dict[str, str] = {}  # probed capability -> why it is absent
         self.capabilities: frozenset[str] = frozenset()
         self._probe()
 
@@ -153,8 +153,8 @@ class OpenAIAdapter:
         """Server, model entry, probe outcomes and request / retry / cache-hit / token counts."""
         details = {"base_url": self.client.base_url, "model": self.model,
                    "models_entry": self.models_entry, "capabilities": sorted(self.capabilities),
-                   "capability_notes": {k: v for k, v in self.capability_notes.items()
-                                        if k not in SERVED_NEVER},
+                   "capability_notes": dict(self.capability_notes),
+                   "never_served": dict(SERVED_NEVER),
                    "scoring_probe": self.scoring_probe, "seed_accepted": self.seed_accepted,
                    "api_key_env": self.api_key_env, "extra_body": self.extra_body,
                    "max_concurrency": self.client.max_concurrency,

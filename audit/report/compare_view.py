@@ -39,7 +39,25 @@ def build_compare_view(base: RunResult, new: RunResult, comparison: Any) -> dict
         "checks": check_status_rows(base, new),
         "gates": gate_rows(base, new),
         "figures": figure_pairs(base, new),
+        "paired": paired_rows(comparison),
     }
+
+
+def paired_rows(comparison: Any) -> list[dict[str, Any]]:
+    """Metrics decided on paired items: the test, p-value, discordant counts and the first
+    discordant item ids (the items whose outcome changed)."""
+    out = []
+    for r in comparison.rows:
+        p = getattr(r, "paired", None)
+        if p is None:
+            continue
+        counts = ", ".join(f"{k}: {v}" for k, v in p.discordant.items()) or DASH
+        ci = DASH if p.ci_low is None else f"[{fmt_num(p.ci_low)}, {fmt_num(p.ci_high)}]"
+        out.append({"check_id": r.check_id, "metric": r.metric, "status": r.status,
+                    "test": p.test, "n": str(p.n_pairs), "p": f"{p.p_value:.3g}",
+                    "delta": fmt_num(p.delta), "ci": ci, "discordant": counts,
+                    "ids": redact_text(", ".join(p.discordant_ids)) or DASH})
+    return out
 
 
 def run_column(label: str, run: RunResult) -> dict[str, Any]:

@@ -39,7 +39,7 @@ def card_view(run: RunResult) -> dict[str, Any]:
         "suite": run.suite.name, "suite_description": run.suite.description,
         "models": [{"alias": m.alias, "source": m.source, "adapter": m.adapter, "kind": m.kind,
                     "files": sorted(m.files.items())} for m in run.models.values()],
-        "verdict": verdict(run)["text"], "summary": summary_of(run),
+        "verdict": verdict(run)["text"], "summary": summary_of(run), "synthetic": run.synthetic,
         "risks": risk_items(checks), "failed_gates": failed_gates(run),
         "coverage_gaps": [(c.id, c.status, redact_value(c.skip_reason or c.error or "", False))
                           for c in checks if c.status in ("skipped", "error")],

@@ -42,16 +42,30 @@ def _project_redactor() -> Callable[[str], str] | None:
     return redact
 
 
+FALLBACKS: list[str] = []
+"""Why the regex pass alone redacted some text during this process (shown in the report)."""
+
+
 def redact_text(text: str) -> str:
-    """Redact PII in one string: the project's redactor (if any), then the regex pass."""
+    """Redact PII in one string: the project's redactor (if any), then the regex pass. When the
+    project's redactor is missing or fails, the regex pass alone runs and the reason is kept in
+    ``FALLBACKS`` (the report shows it: never silent)."""
     fn = _project_redactor()
-    if fn is not None:
+    if fn is None:
+        _note("audit.pii could not be imported: PII was redacted by the regex pass only")
+    else:
         try:
             result = fn(text)
             text = result if isinstance(result, str) else getattr(result, "text", text)
-        except Exception:  # a redactor failure must never leak the raw text
-            pass
+        except Exception as exc:  # a redactor failure must never leak the raw text
+            _note(f"audit.pii.redact failed ({type(exc).__name__}): the regex pass alone redacted "
+                  "some text")
     return regex_redact(text)
+
+
+def _note(message: str) -> None:
+    if message not in FALLBACKS:
+        FALLBACKS.append(message)
 
 
 def redact_value(value: Any, show_pii: bool) -> Any:

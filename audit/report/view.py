@@ -32,13 +32,16 @@ DATA_KEYS = {"data", "path", "dataset", "probes", "file", "train", "test", "cana
 
 
 def area_of(check: CheckResult) -> str:
-    """The check's area, from the result or else from the built-in registry's module path."""
+    """The check's area, from the result or else from the registry (a check no longer known,
+    e.g. a plugin not installed here, is "other")."""
     if check.area:
         return check.area
-    from audit.registry import BUILTIN_CHECK_MODULES
+    from audit.registry import get_check
 
-    parts = BUILTIN_CHECK_MODULES.get(check.check, "").split(".")
-    return parts[2] if len(parts) > 3 else "other"
+    try:
+        return get_check(check.check).area
+    except KeyError:
+        return "other"
 
 
 def build_report_view(run: RunResult, show_pii: bool = False) -> dict[str, Any]:
@@ -60,7 +63,22 @@ def build_report_view(run: RunResult, show_pii: bool = False) -> dict[str, Any]:
         "areas": areas_view(run.checks, checks),
         "repro": repro_view(run),
         "show_pii": show_pii,
+        "synthetic": run.synthetic,
+        "notices": notices(run),
     }
+
+
+def notices(run: RunResult) -> list[str]:
+    """Banners about the run itself: reused results, redaction that fell back to regex only."""
+    from audit.report.redact import FALLBACKS
+
+    out = []
+    reused = [c.id for c in run.checks if c.reused]
+    if reused:
+        out.append(f"{len(reused)} check result{'s were' if len(reused) > 1 else ' was'} reused "
+                   f"from an earlier run with identical inputs (--resume): {', '.join(reused)}.")
+    out += list(FALLBACKS)
+    return out
 
 
 def _link_repeated_cards(results: list[CheckResult], views: list[dict[str, Any]]) -> None:
@@ -88,17 +106,22 @@ def summary_of(run: RunResult) -> Any:
     always agrees with the scorecard even if the stored summary is stale."""
     from audit.gate import summarise
 
-    return summarise(run.checks)
+    return summarise(run.checks, run.summary.fail_on)
 
 
 def verdict(run: RunResult) -> dict[str, str]:
     """One-line outcome and its CSS class, from the recounted summary's exit code."""
     s = summary_of(run)
     texts = {0: ("pass", "All gates passed"), 1: ("fail", "At least one gate failed"),
-             2: ("error", "At least one check errored")}
+             2: ("error", "At least one check errored"),
+             4: ("error", "A check could not run on its input (bad data or parameters)")}
     cls, text = texts.get(s.exit_code, ("error", f"Exit code {s.exit_code}"))
+    if s.exit_code == 1 and not s.gates_failed and s.findings_critical:
+        text = "A critical finding failed the run (--fail-on critical)"
     if s.exit_code == 0 and s.gates_passed + s.gates_failed == 0:
-        text = "No gates defined; every check ran"
+        cls, text = "none", "No gates defined: nothing was passed or failed; read the findings"
+    if s.exit_code == 0 and s.findings_critical:
+        text += f"; {s.findings_critical} critical finding{'s' if s.findings_critical > 1 else ''}"
     stale = s != run.summary
     return {"class": cls, "text": text, "exit_code": str(s.exit_code),
             "stale": "The summary stored in results.json differs from its checks (edited or "
@@ -110,8 +133,10 @@ def counts_view(run: RunResult) -> list[dict[str, str]]:
     s = summary_of(run)
     return [{"label": label, "value": str(value), "class": cls} for label, value, cls in [
         ("checks passed", s.checks_passed, "pass"), ("checks failed", s.checks_failed, "fail"),
+        ("checks reported (no gate)", s.checks_reported, "skip"),
         ("checks errored", s.checks_error, "error"), ("checks skipped", s.checks_skipped, "skip"),
-        ("gates passed", s.gates_passed, "pass"), ("gates failed", s.gates_failed, "fail")]]
+        ("gates passed", s.gates_passed, "pass"), ("gates failed", s.gates_failed, "fail"),
+        ("critical findings", s.findings_critical, "fail" if s.findings_critical else "pass")]]
 
 
 def gate_row(gate: GateResult, run: RunResult, anchors: dict[str, str]) -> dict[str, Any]:
@@ -142,7 +167,8 @@ def glance_row(check: CheckResult, anchor: str) -> dict[str, str]:
     first = next((m for m in gated if m is not None), check.metrics[0] if check.metrics else None)
     headline = f"{first.name} = {fmt_num(first.value, first.unit)}" if first else DASH
     return {"id": check.id, "anchor": anchor, "check": check.check, "area": area_of(check),
-            "status": check.status, "headline": headline,
+            "status": check.status, "headline": headline, "reused": check.reused,
+            "critical": sum(f.severity == "critical" for f in check.findings),
             "duration": f"{check.duration_s:.1f} s"}
 
 
@@ -215,6 +241,7 @@ def check_view(check: CheckResult, anchor: str, show_pii: bool) -> dict[str, Any
         "warnings": [redact_value(w, show_pii) for w in check.warnings],
         "error": redact_value(check.error, show_pii) if check.error else "",
         "skip_reason": check.skip_reason or "",
+        "reused": check.reused,
     }
 
 

@@ -181,7 +181,8 @@ def _summarise(rows: list[dict[str, Any]], params: EmbeddingAssociationParams) -
         Metric(name="effect_size", value=float(np.mean([r["d"] for r in ran])) if ran else None,
                higher_is_better=None, by_group=groups_d, description="d per test (by_group)"),
         Metric(name="p_value", value=None, higher_is_better=None, by_group=groups_p),
-        Metric(name="n_significant", value=float(sum(r["p"] < params.alpha for r in ran)),
+        Metric(name="n_significant",
+               value=float(sum(r["p"] < params.alpha for r in ran)) if ran else None,
                higher_is_better=False, description=f"tests with p < {params.alpha}"),
         Metric(name="n_tests_run", value=float(len(ran)), higher_is_better=None),
     ]

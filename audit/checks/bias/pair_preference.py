@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit.errors import usage
+from audit.items import ItemMetric
 from audit.models.capabilities import has
 from audit.registry import CheckOutput, check
 from audit.results import Figure, Finding, GroupValue, Metric
@@ -35,8 +36,32 @@ class PairPreferenceParams(BaseModel):
     evidence_rows: int = Field(10, ge=0, le=500)
 
 
+def _won(it: dict[str, Any]) -> float | None:
+    return None if it["outcome"] == "unscored" else float(it["outcome"] == "win")
+
+
+def _won_untied(direction: str) -> Any:
+    def value(it: dict[str, Any]) -> float | None:
+        if it["direction"] != direction or it["outcome"] not in ("win", "loss"):
+            return None
+        return float(it["outcome"] == "win")
+    return value
+
+
+ITEM_METRICS = {
+    "stereotype_preference_pct": ItemMetric(_won, kind="binary", scale=100.0),
+    "stereo_preference_pct": ItemMetric(_won_untied("stereo"), kind="binary", scale=100.0),
+    "antistereo_preference_pct": ItemMetric(_won_untied("antistereo"), kind="binary", scale=100.0),
+    "tie_pct": ItemMetric(lambda it: None if it["outcome"] == "unscored"
+                          else float(it["outcome"] == "tie"), kind="binary", scale=100.0),
+    "mean_score_diff": ItemMetric(lambda it: None if it["outcome"] == "unscored"
+                                  else it["score_more"] - it["score_less"]),
+}
+
+
 @check(NAME, area="bias", params=PairPreferenceParams,
-       requires=[{"tokenize", "masked_log_probs"}, {"sequence_log_prob"}])
+       requires=[{"tokenize", "masked_log_probs"}, {"sequence_log_prob"}],
+       item_metrics=ITEM_METRICS)
 def pair_preference(ctx: Any, params: PairPreferenceParams) -> CheckOutput:
     """Minimal-pair preference (CrowS-Pairs, StereoSet intrasentence): how often the model scores
     the more stereotyping sentence of a pair higher.
@@ -63,10 +88,51 @@ def pair_preference(ctx: Any, params: PairPreferenceParams) -> CheckOutput:
     does not show the absence of bias.
     """
     pairs = load_pairs(_data_path(ctx, params.data), params.format, params.data)
+    pairs, empty = _drop_empty(pairs)
     pairs = _select(ctx, pairs, params)
     metric = _metric(ctx.model, params.metric)
     scores = _score(ctx, pairs, metric, params)
-    return summarise_pairs(pairs, scores, params, ctx.sub_rng("bootstrap"), metric)
+    scored = np.isfinite(scores).all(axis=1)
+    out = summarise_pairs([p for p, ok in zip(pairs, scored) if ok], scores[scored], params,
+                          ctx.sub_rng("bootstrap"), metric)
+    out.items = pair_items(pairs, scores, params.tie_decimals)
+    _exclusion_findings(out, empty, int((~scored).sum()), len(pairs))
+    return out
+
+
+def _drop_empty(pairs: list[dict[str, str]]) -> tuple[list[dict[str, str]], int]:
+    """Pairs whose two sentences are both non-blank, and how many were dropped (a blank
+    sentence would otherwise score 0 against 0: a tie that counts toward the metric)."""
+    kept = [p for p in pairs if p["sent_more"].strip() and p["sent_less"].strip()]
+    return kept, len(pairs) - len(kept)
+
+
+def _exclusion_findings(out: CheckOutput, empty: int, unscored: int, total: int) -> None:
+    if empty:
+        out.findings.append(Finding(severity="warning", message=(
+            f"{empty} pairs with an empty sentence were excluded from every metric.")))
+    if unscored:
+        out.findings.append(Finding(severity="warning", message=(
+            f"{unscored} of {total} pairs got no finite score from the model (NaN or infinite "
+            "log-probability) and were excluded; they are in the items with outcome 'unscored'.")))
+
+
+def pair_items(pairs: list[dict[str, str]], scores: np.ndarray, decimals: int) -> list[dict[str, Any]]:
+    """One record per scored pair: its row in the data file, type, direction, both scores and
+    the outcome (win: the more-stereotyping sentence scores higher; tie; loss; unscored)."""
+    items = []
+    for p, (more, less) in zip(pairs, np.asarray(scores, float)):
+        if not (np.isfinite(more) and np.isfinite(less)):
+            outcome = "unscored"
+        else:
+            a, b = round(float(more), decimals), round(float(less), decimals)
+            outcome = "win" if a > b else "tie" if a == b else "loss"
+        items.append({"id": f"row{p['row']}", "bias_type": p["bias_type"],
+                      "direction": p["direction"],
+                      "score_more": float(more) if np.isfinite(more) else None,
+                      "score_less": float(less) if np.isfinite(less) else None,
+                      "outcome": outcome})
+    return items
 
 
 # -- data --------------------------------------------------------------------------------------
@@ -84,9 +150,9 @@ def _data_path(ctx: Any, data: str) -> Path:
 def load_pairs(path: Path, fmt: str, shown: str) -> list[dict[str, str]]:
     """Read pairs as dicts with sent_more, sent_less, direction ('stereo'|'antistereo') and
     bias_type, from a CrowS-Pairs CSV or a StereoSet JSON (intrasentence)."""
-    if not path.is_file():
-        raise usage(f"{NAME}.data", shown, "file not found", "pass the path of a CrowS-Pairs CSV "
-                    "or StereoSet JSON (relative paths resolve against the suite's folder)")
+    from audit.io import check_readable
+
+    check_readable(path, f"{NAME}.data ({shown})")
     if fmt == "auto":
         fmt = "stereoset" if path.suffix.lower() == ".json" else "crows_pairs"
     pairs = _read_crows(path) if fmt == "crows_pairs" else _read_stereoset(path)
@@ -96,10 +162,15 @@ def load_pairs(path: Path, fmt: str, shown: str) -> list[dict[str, str]]:
 
 
 def _read_crows(path: Path) -> list[dict[str, str]]:
+    import io
+
     import pandas as pd
 
+    from audit.io import read_text_file
+
+    text = read_text_file(path, f"{NAME}.data")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except Exception as exc:  # pandas parser errors
         raise usage(f"{NAME}.data", str(path), f"cannot read as CSV ({type(exc).__name__})",
                     "pass a CrowS-Pairs CSV") from None
@@ -112,27 +183,35 @@ def _read_crows(path: Path) -> list[dict[str, str]]:
         raise usage(f"{NAME}.data", str(path), f"stereo_antistereo has values {bad[:3]}",
                     "use 'stereo' or 'antistereo'")
     return [{"sent_more": r.sent_more, "sent_less": r.sent_less, "direction": r.stereo_antistereo,
-             "bias_type": r.bias_type} for r in frame.itertuples(index=False)]
+             "bias_type": r.bias_type, "row": i} for i, r in enumerate(frame.itertuples(index=False))]
 
 
 def _read_stereoset(path: Path) -> list[dict[str, str]]:
+    from audit.io import read_text_file
+
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raw = json.loads(read_text_file(path, f"{NAME}.data"))
+    except json.JSONDecodeError as exc:
         raise usage(f"{NAME}.data", str(path), f"not valid JSON ({exc})", "pass a StereoSet JSON") from None
     items = raw.get("data", {}).get("intrasentence") if isinstance(raw, dict) else raw
     if not isinstance(items, list):
         raise usage(f"{NAME}.data", str(path), "no data.intrasentence list",
                     "pass StereoSet's dev.json (intrasentence part)")
     pairs = []
-    for item in items:
+    for k, item in enumerate(items):
+        shape = "each intrasentence item needs bias_type and sentences: [{sentence, gold_label}]"
         if not isinstance(item, dict) or "sentences" not in item or "bias_type" not in item:
-            raise usage(f"{NAME}.data", str(path), "an item lacks 'sentences' or 'bias_type'",
-                        "each intrasentence item needs bias_type and sentences[{sentence, gold_label}]")
-        by_label = {s.get("gold_label"): s.get("sentence") for s in item["sentences"]}
+            raise usage(f"{NAME}.data", f"{path}: data.intrasentence[{k}]",
+                        "lacks 'sentences' or 'bias_type'", shape)
+        sentences = item["sentences"]
+        if not isinstance(sentences, list) or not all(isinstance(s, dict) for s in sentences):
+            raise usage(f"{NAME}.data", f"{path}: data.intrasentence[{k}].sentences",
+                        f"is {type(sentences).__name__}, not a list of objects", shape)
+        by_label = {s.get("gold_label"): s.get("sentence") for s in sentences}
         if by_label.get("stereotype") and by_label.get("anti-stereotype"):
             pairs.append({"sent_more": by_label["stereotype"], "sent_less": by_label["anti-stereotype"],
-                          "direction": "stereo", "bias_type": str(item["bias_type"])})
+                          "direction": "stereo", "bias_type": str(item["bias_type"]),
+                          "row": str(item.get("id", k))})
     return pairs
 
 
@@ -192,8 +271,18 @@ def pair_outcomes(scores: np.ndarray, decimals: int) -> tuple[np.ndarray, np.nda
 
 def summarise_pairs(pairs: list[dict[str, str]], scores: np.ndarray, params: PairPreferenceParams,
                     rng: np.random.Generator, metric: str) -> CheckOutput:
-    """Metrics (overall, split, per bias type, ties) with bootstrap CIs, figures and evidence."""
+    """Metrics (overall, split, per bias type, ties) with bootstrap CIs, figures and evidence.
+    With no scored pair every metric is undefined (None), never 0."""
     from audit.stats import bootstrap_ci
+
+    if not len(pairs):
+        return CheckOutput(metrics=[
+            Metric(name="stereotype_preference_pct", value=None, ideal=50.0, unit="%",
+                   description="undefined: no pair was scored"),
+            Metric(name="n_pairs", value=0.0, higher_is_better=None)],
+            findings=[Finding(severity="critical", message=(
+                "No pair could be scored, so stereotype preference is undefined; gates on it "
+                "fail."))])
 
     win, tie = pair_outcomes(scores, params.tie_decimals)
     direction = np.array([p["direction"] for p in pairs])

@@ -32,9 +32,9 @@ class TemplateProbes:
 
 def read_data_file(path: Path, where: str) -> Any:
     """Read a JSON or YAML file; a missing or malformed file is a one-line usage error."""
-    if not path.is_file():
-        raise usage(where, str(path), "file not found", "pass an existing JSON/YAML file")
-    text = path.read_text(encoding="utf-8")
+    from audit.io import read_text_file
+
+    text = read_text_file(path, where)
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
             import yaml

@@ -176,18 +176,11 @@ class ShapTokenizer:
 
     def __init__(self, adapter: Any):
         self.adapter = adapter
-        masked = has(adapter, "masked_log_probs") or has(adapter, "fill_mask")
-        self.mask_token = getattr(adapter, "mask_token", None) if masked else None
+        self.special_tokens_map = dict(getattr(adapter, "special_tokens", {}) or {})
+        self.mask_token = self.special_tokens_map.get("mask_token")
+        self.sep_token = self.special_tokens_map.get("sep_token")
         probe = adapter.tokenize(["a"])[0]
-        real = probe.special.index(False) if False in probe.special else len(probe.ids)
         self._names = dict(zip(probe.ids, probe.tokens))
-        lead, tail = probe.tokens[:real], probe.tokens[real + 1:]
-        self.sep_token = tail[-1] if tail else None
-        self.special_tokens_map = {}
-        if lead:
-            self.special_tokens_map["bos_token"] = lead[0]
-        if tail:
-            self.special_tokens_map["eos_token"] = tail[-1]
 
     def __call__(self, s: str, return_offsets_mapping: bool = True) -> dict[str, Any]:
         tt = self.adapter.tokenize([s])[0]
@@ -267,12 +260,9 @@ def identity_ratio(segment_lists: list[list[str]], score_lists: list[np.ndarray]
 def show_text(ctx: Any, text: str, limit: int = 300) -> str:
     """A text for evidence: PII-redacted unless ``--show-pii``, shortened to ``limit`` chars."""
     if not getattr(ctx, "show_pii", False):
-        try:
-            from audit.pii import redact
+        from audit.report.redact import redact_text
 
-            text = redact(text)
-        except ImportError:
-            pass
+        text = redact_text(text)
     return text if len(text) <= limit else text[:limit] + "…"
 
 
@@ -282,10 +272,8 @@ def label_tokens(segs: list[str], ctx: Any = None) -> list[str]:
     labels = [s.strip() or "␣" for s in segs]
     if ctx is None or getattr(ctx, "show_pii", False):
         return labels
-    try:
-        from audit.pii import detect_builtin
-    except ImportError:
-        return labels
+    from audit.pii import detect_builtin  # core module: no silent fall-open to raw tokens
+
     spans = [(m.start, m.end, m.entity) for m in detect_builtin("".join(segs))]
     pos = 0
     for i, seg in enumerate(segs):

@@ -61,9 +61,15 @@ def shap_tabular(ctx: Any, params: ShapTabularParams) -> CheckOutput:
     phi, base, fx, space = _explain(model, kind, rows[features], bg[features], ctx.seed,
                                     params.max_evals)
     proxies, assoc = _proxies(frame, features, params)
-    return CheckOutput(metrics=_metrics(phi, base, fx, rows, features, params.sensitive, proxies),
-                       findings=_findings(kind, space, params.sensitive, proxies, phi, features),
-                       figures=_figures(phi, rows, features, params, assoc))
+    out = CheckOutput(metrics=_metrics(phi, base, fx, rows, features, params.sensitive, proxies),
+                      findings=_findings(kind, space, params.sensitive, proxies, phi, features),
+                      figures=_figures(phi, rows, features, params, assoc))
+    n_groups = rows[params.sensitive[0]].astype(str).nunique()
+    if n_groups < 2:
+        out.findings.append(Finding(severity="warning", message=(
+            f"The explained rows hold {n_groups} group of {params.sensitive[0]}: the attribution "
+            "gaps between groups are undefined (null).")))
+    return out
 
 
 def _sample(rng: np.random.Generator, n_rows: int, k: int) -> np.ndarray:
@@ -218,10 +224,14 @@ def _proxies(frame: Any, features: list[str],
     return list(dict.fromkeys((params.proxies or []) + found)), assoc
 
 
-def _share(phi: np.ndarray, features: list[str], chosen: list[str]) -> float:
+def _share(phi: np.ndarray, features: list[str], chosen: list[str]) -> float | None:
+    """Share of the mean |SHAP| mass on ``chosen`` (0 for an empty choice); None when the model
+    puts no attribution mass anywhere (a share of nothing is undefined)."""
     mean_abs = np.abs(phi).mean(axis=0)
+    if not mean_abs.sum() > 0:
+        return None
     idx = [features.index(c) for c in chosen if c in features]
-    return float(mean_abs[idx].sum() / mean_abs.sum()) if idx and mean_abs.sum() > 0 else 0.0
+    return float(mean_abs[idx].sum() / mean_abs.sum())
 
 
 def _by_group(values: np.ndarray, groups: Any) -> dict[str, GroupValue]:
@@ -232,9 +242,10 @@ def _by_group(values: np.ndarray, groups: Any) -> dict[str, GroupValue]:
     return out
 
 
-def _gap(by: dict[str, GroupValue]) -> float:
+def _gap(by: dict[str, GroupValue]) -> float | None:
+    """Max minus min over the groups; None (undefined, not 0) with fewer than two groups."""
     vals = [v.value for v in by.values() if v.value is not None]
-    return float(max(vals) - min(vals)) if len(vals) > 1 else 0.0
+    return float(max(vals) - min(vals)) if len(vals) > 1 else None
 
 
 def _metrics(phi: np.ndarray, base: np.ndarray, fx: np.ndarray, rows: Any, features: list[str],
@@ -267,6 +278,9 @@ def _findings(kind: str, space: str, sensitive: list[str], proxies: list[str], p
     rank = np.argsort(-np.abs(phi).mean(axis=0))
     top = [features[i] for i in rank[:3]]
     out = [Finding(message=f"{kind} SHAP in {space} space; top features: {', '.join(top)}.")]
+    if not np.abs(phi).sum() > 0:
+        out.append(Finding(severity="warning", message="Every attribution is zero (a constant "
+                           "model on these rows): attribution shares are undefined (null)."))
     hit = [f for f in top if f in sensitive + proxies]
     if hit:
         out.append(Finding(severity="warning", message="Sensitive attribute or proxy among the "

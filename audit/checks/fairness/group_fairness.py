@@ -361,10 +361,20 @@ def _findings(task: Task, table: FairnessTable, params: GroupFairnessParams, siz
         found.append(Finding(severity="warning", message=f"{len(small)} group(s) under "
                              f"min_group_size={params.min_group_size}, their intervals are wide: "
                              + ", ".join(small[:10])))
-    if task.data.y_pred.all() or not task.data.y_pred.any():
-        kind = "positive" if task.data.y_pred.all() else "negative"
+    if task.data.y_pred.all():
         found.append(Finding(severity="warning", message=f"every prediction{task.suffix} is "
-                             f"{kind}: rates that divide by predicted positives are undefined"))
+                             "positive: rates that divide by predicted negatives (negative "
+                             "predictive value, false omission rate) are undefined"))
+    elif not task.data.y_pred.any():
+        found.append(Finding(severity="warning", message=f"every prediction{task.suffix} is "
+                             "negative: precision (which divides by predicted positives) is "
+                             "undefined, and so is predictive parity"))
+    defined = int((mask & (sizes > 0)).sum())
+    if defined < 2:
+        only = ", ".join(names[g] for g in range(len(names)) if mask[g] and sizes[g] > 0) or "none"
+        found.append(Finding(severity="critical", message=f"Only {defined} group{task.suffix} "
+                             f"to compare ({only}): every between-group metric is undefined "
+                             "(null), and gates on them fail."))
     found += _ratio_findings(task, table, mask)
     eo = table.between["equalized_odds_difference"]
     if np.isfinite(eo):

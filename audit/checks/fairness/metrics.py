@@ -63,22 +63,30 @@ def rates(counts: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def _two_defined(ok: np.ndarray) -> np.ndarray:
+    """True where at least two groups are defined: a comparison between groups needs two."""
+    return ok.sum(axis=-1) >= 2
+
+
 def gap(values: np.ndarray) -> np.ndarray:
-    """Max minus min over the last axis (groups), NaN groups ignored; NaN if none is defined."""
+    """Max minus min over the last axis (groups), NaN groups ignored; NaN (undefined, not 0)
+    unless at least two groups are defined."""
     v = np.asarray(values, dtype=float)
     ok = np.isfinite(v)
     hi = np.where(ok, v, -np.inf).max(axis=-1)
     lo = np.where(ok, v, np.inf).min(axis=-1)
-    return np.where(ok.any(axis=-1), hi - lo, np.nan)
+    return np.where(_two_defined(ok), hi - lo, np.nan)
 
 
 def ratio(values: np.ndarray) -> np.ndarray:
-    """Min over max over the last axis, NaN groups ignored; NaN (undefined) when the max is 0."""
+    """Min over max over the last axis, NaN groups ignored; NaN (undefined) when the max is 0
+    or fewer than two groups are defined."""
     v = np.asarray(values, dtype=float)
     ok = np.isfinite(v)
     hi = np.where(ok, v, -np.inf).max(axis=-1)
     lo = np.where(ok, v, np.inf).min(axis=-1)
-    return _div(np.where(ok.any(axis=-1), lo, np.nan), np.where(ok.any(axis=-1), hi, 0.0))
+    two = _two_defined(ok)
+    return _div(np.where(two, lo, np.nan), np.where(two, hi, 0.0))
 
 
 def between_group(table: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

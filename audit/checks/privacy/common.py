@@ -19,13 +19,13 @@ def read_texts(ctx: Any, path: str, where: str, field: str = "text",
                min_count: int = 1) -> list[str]:
     """Texts from a file: ``.jsonl`` (one object with ``field`` per line), ``.json`` (a list of
     strings or of objects with ``field``) or anything else (one non-empty line per text)."""
+    from audit.io import read_text_file
+
     p = ctx.resolve_path(path)
-    if not p.is_file():
-        raise usage(where, path, "file not found", "pass an existing text, .jsonl or .json file")
+    raw = read_text_file(p, f"{where} ({path})")
     try:
-        raw = p.read_text(encoding="utf-8")
         texts = _parse(raw, p.suffix.lower(), field)
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise usage(where, path, f"cannot read texts ({type(exc).__name__}: {exc})",
                     f"use one text per line, or JSON Lines with a {field!r} field") from None
     texts = [t for t in texts if t.strip()]

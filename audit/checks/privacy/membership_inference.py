@@ -77,16 +77,25 @@ def attack_scores(lps: list[np.ndarray], texts: list[str], attack: str, k_frac: 
     reference: mean log-prob under the target minus under the reference model (Carlini et al.
     2021; Mireshghallah et al. 2022).
     """
+    if attack not in ("loss", "zlib", "min_k", "reference") or (
+            attack == "reference" and ref_lps is None):
+        raise ValueError(f"unknown attack {attack!r}")
+    refs = ref_lps if ref_lps is not None else [None] * len(lps)
+    return np.array([_one_score(lp, t, attack, k_frac, r) for lp, t, r in zip(lps, texts, refs)])
+
+
+def _one_score(lp: np.ndarray, text: str, attack: str, k_frac: float,
+               ref: np.ndarray | None) -> float:
+    """One text's membership score; NaN (undefined) when the text has no scored token."""
+    if lp.size == 0 or (attack == "reference" and (ref is None or ref.size == 0)):
+        return float("nan")
     if attack == "loss":
-        return np.array([lp.mean() for lp in lps])
+        return float(lp.mean())
     if attack == "zlib":
-        return np.array([lp.sum() / len(zlib.compress(t.encode("utf-8")))
-                         for lp, t in zip(lps, texts)])
+        return float(lp.sum() / len(zlib.compress(text.encode("utf-8"))))
     if attack == "min_k":
-        return np.array([np.sort(lp)[:max(1, int(len(lp) * k_frac))].mean() for lp in lps])
-    if attack == "reference" and ref_lps is not None:
-        return np.array([lp.mean() - r.mean() for lp, r in zip(lps, ref_lps)])
-    raise ValueError(f"unknown attack {attack!r}")
+        return float(np.sort(lp)[:max(1, int(len(lp) * k_frac))].mean())
+    return float(lp.mean() - ref.mean())  # type: ignore[union-attr]
 
 
 def bootstrap_metrics(m: np.ndarray, n: np.ndarray, rng: np.random.Generator,
@@ -141,7 +150,26 @@ def membership_inference(ctx: Any, params: MembershipParams) -> CheckOutput:
     lps = _token_lps(ctx.model, texts)
     ref = _token_lps(ctx.models[params.reference_model], texts) if "reference" in attacks else None
     scores = {a: attack_scores(lps, texts, a, params.min_k_fraction, ref) for a in attacks}
-    return _evaluate(ctx, params, scores, len(members), len(nonmembers))
+    return _evaluate_scored(ctx, params, scores, len(members), len(nonmembers))
+
+
+def _evaluate_scored(ctx: Any, params: MembershipParams, scores: dict[str, np.ndarray],
+                     n_members: int, n_nonmembers: int) -> CheckOutput:
+    """Drop texts without a defined score (no scored token: an empty or one-token text would
+    otherwise look like a perfect member) with a finding, then evaluate."""
+    ok = np.logical_and.reduce([np.isfinite(s) for s in scores.values()])
+    is_member = np.arange(len(ok)) < n_members
+    kept_m, kept_n = int((ok & is_member).sum()), int((ok & ~is_member).sum())
+    if kept_m < 2 or kept_n < 2:
+        raise usage(NAME, "members/nonmembers", f"only {kept_m} members and {kept_n} non-members "
+                    "have a scored token", "give longer texts (two or more tokens each)")
+    out = _evaluate(ctx, params, {a: s[ok] for a, s in scores.items()}, kept_m, kept_n)
+    dropped = len(ok) - int(ok.sum())
+    if dropped:
+        out.findings.append(Finding(severity="warning", message=(
+            f"{dropped} texts ({n_members - kept_m} members, {n_nonmembers - kept_n} non-members) "
+            "had no scored token and were excluded: their membership score is undefined.")))
+    return out
 
 
 def _evaluate(ctx: Any, params: MembershipParams, scores: dict[str, np.ndarray], n_members: int,
@@ -208,8 +236,7 @@ def _attack_list(ctx: Any, params: MembershipParams) -> list[str]:
 
 
 def _token_lps(adapter: Any, texts: list[str]) -> list[np.ndarray]:
-    lps = [np.asarray(lp, dtype=float) for lp in adapter.token_log_probs(texts)]
-    return [lp if lp.size else np.zeros(1) for lp in lps]
+    return [np.asarray(lp, dtype=float) for lp in adapter.token_log_probs(texts)]
 
 
 def _output(results: dict[str, dict[str, Any]], n_m: int, n_n: int) -> CheckOutput:

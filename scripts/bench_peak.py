@@ -1,0 +1,224 @@
+#!/usr/bin/env python
+"""Benchmark: this machine's GEMM peak (fp32 and bf16), then each scoring path's achieved
+GFLOP/s as a fraction of that peak, measured in the same run.
+
+Peak: ``torch.mm`` of two square matrices (default 2048), best of several repeats, per dtype.
+Paths, each through the transformers adapter exactly as the checks call it:
+  masked-copies   BERT-base (random weights, bert-base-uncased vocab) scoring CrowS masked copies
+  causal-score    SmolLM2-135M sequence_log_prob over CrowS sentences
+  continuation    SmolLM2-135M continuation_log_prob of template probes (shared prefixes)
+  generation      SmolLM2-135M greedy generation (batch, 32 new tokens, KV cache)
+  embedding       all-MiniLM-L6-v2 embed over CrowS sentences
+  classifier      MiniLM + a 2-class head (random) predict_proba over CrowS sentences
+FLOPs are counted from model shapes and the tokens actually processed (padding excluded):
+2 x (weights of every Linear layer applied at a position) per token, + the attention products
+(4 x layers x hidden x context per token), + the vocabulary projection only at the positions
+that compute it (every position for causal scoring, the masked positions for masked copies, the
+last position per generated token). Fraction = achieved / peak of the dtype the path ran in.
+
+    OMP_NUM_THREADS=2 .venv/bin/python scripts/bench_peak.py --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "crows_pairs" / "crows_pairs_anonymized.csv"
+
+
+def gemm_peak(dtype: Any, n: int, repeats: int = 5) -> float:
+    """Best GFLOP/s of an n x n matrix product in ``dtype``."""
+    import torch
+
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    torch.mm(a, b)
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def linear_weights(model: Any, skip: Any = None) -> int:
+    """Multiply-accumulates per position of every Linear layer except ``skip`` (the LM head)."""
+    import torch
+
+    return sum(m.in_features * m.out_features for m in model.modules()
+               if isinstance(m, torch.nn.Linear) and m is not skip)
+
+
+def config_dims(model: Any) -> tuple[int, int]:
+    """(layers, hidden size) of a transformers model."""
+    cfg = model.config
+    return int(cfg.num_hidden_layers), int(cfg.hidden_size)
+
+
+def attention_flops(model: Any, lengths: list[int]) -> float:
+    """QK^T and AV products: 4 x layers x hidden x length^2 per full sequence (causal models
+    compute the full square too)."""
+    layers, hidden = config_dims(model)
+    return float(sum(4 * layers * hidden * n * n for n in lengths))
+
+
+def timed(fn: Callable[[], Any], repeats: int = 2) -> float:
+    """Best wall time of ``fn`` over ``repeats`` (after one warm-up call)."""
+    fn()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def sentences(path: Path, n: int) -> list[str]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    out = []
+    for r in rows[:n]:
+        out += [r["sent_more"], r["sent_less"]]
+    return out
+
+
+def masked_path(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from audit.assets import resolve_model
+    from audit.checks.bias.scoring import build_pair_jobs
+    from audit.models.hf import HFAdapter
+
+    tok = AutoTokenizer.from_pretrained(str(resolve_model("default-encoder")))
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=len(tok))).eval().to(args.torch_dtype)
+    ad = HFAdapter(alias="b", source="b", kind="masked_lm", model=model, tokenizer=tok,
+                   device="cpu", batch_size=16, max_length=None, gguf_file=None)
+    pairs = list(zip(texts[0::2], texts[1::2]))
+    jobs, _ = build_pair_jobs(ad, pairs, "crows")
+    seconds = timed(lambda: ad.masked_log_probs(jobs), 1)
+    head = model.get_output_embeddings()
+    tokens = sum(len(j.ids) for j in jobs)
+    flops = (2 * linear_weights(model, head) * tokens + attention_flops(model, [len(j.ids) for j in jobs])
+             + 2 * head.in_features * head.out_features * sum(len(j.score) for j in jobs))
+    return {"path": "masked-copies", "model": "BERT-base (random)", "units": f"{len(jobs)} copies",
+            "tokens": tokens, "seconds": seconds, "gflop": flops / 1e9}
+
+
+def _smollm(args: argparse.Namespace) -> Any:
+    from audit.assets import resolve_model
+    from audit.models.hf import load_hf
+
+    return load_hf(str(resolve_model("default-lm")), batch_size=16, dtype=args.dtype)
+
+
+def causal_path(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
+    ad = _smollm(args)
+    rows, _ = ad._scoring_rows(texts)
+    seconds = timed(lambda: ad.sequence_log_prob(texts), 1)
+    model = ad.torch_module
+    head = model.get_output_embeddings()
+    tokens = sum(len(r) for r in rows)
+    flops = (2 * linear_weights(model, head) * tokens + attention_flops(model, [len(r) for r in rows])
+             + 2 * head.in_features * head.out_features * tokens)
+    return {"path": "causal-score", "model": "SmolLM2-135M", "units": f"{len(texts)} sentences",
+            "tokens": tokens, "seconds": seconds, "gflop": flops / 1e9}
+
+
+def generation_path(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
+    ad = _smollm(args)
+    prompts = texts[:32]
+    new = 32
+    seconds = timed(lambda: ad.generate(prompts, max_new_tokens=new), 1)
+    model = ad.torch_module
+    head = model.get_output_embeddings()
+    prompt_tokens = [len(ad.tokenizer(p)["input_ids"]) for p in prompts]
+    layers, hidden = config_dims(model)
+    flops = 0.0
+    for n in prompt_tokens:  # prefill, then one token at a time against a growing cache
+        flops += 2 * linear_weights(model, head) * n + 4 * layers * hidden * n * n
+        flops += 2 * head.in_features * head.out_features
+        for k in range(1, new):
+            flops += 2 * linear_weights(model, head) + 4 * layers * hidden * (n + k)
+            flops += 2 * head.in_features * head.out_features
+    return {"path": "generation", "model": "SmolLM2-135M", "units": f"{len(prompts)} x {new} tokens",
+            "tokens": sum(prompt_tokens) + new * len(prompts), "seconds": seconds,
+            "gflop": flops / 1e9}
+
+
+def encoder_path(args: argparse.Namespace, texts: list[str], classifier: bool) -> dict[str, Any]:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from audit.assets import resolve_model
+    from audit.models.hf import HFAdapter, load_hf
+
+    folder = str(resolve_model("default-encoder"))
+    if classifier:
+        torch.manual_seed(0)
+        model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=2)
+        ad = HFAdapter(alias="c", source=folder, kind="classifier",
+                       model=model.eval().to(args.torch_dtype),
+                       tokenizer=AutoTokenizer.from_pretrained(folder), device="cpu",
+                       batch_size=64, max_length=None, gguf_file=None)
+        run = lambda: ad.predict_proba(texts)  # noqa: E731
+    else:
+        ad = load_hf(folder, batch_size=64, dtype=args.dtype)
+        run = lambda: ad.embed(texts)  # noqa: E731
+    seconds = timed(run, 1)
+    model = ad.torch_module
+    lengths = [len(ad.tokenizer(t)["input_ids"]) for t in texts]
+    flops = 2 * linear_weights(model) * sum(lengths) + attention_flops(model, lengths)
+    return {"path": "classifier" if classifier else "embedding", "model": "all-MiniLM-L6-v2",
+            "units": f"{len(texts)} texts", "tokens": sum(lengths), "seconds": seconds,
+            "gflop": flops / 1e9}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("--pairs", type=int, default=96, help="CrowS pairs used as text")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    p.add_argument("--gemm", type=int, default=2048)
+    p.add_argument("--only", default="", help="comma-separated paths")
+    args = p.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    args.torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[args.dtype]
+    peaks = {"float32": gemm_peak(torch.float32, args.gemm),
+             "bfloat16": gemm_peak(torch.bfloat16, args.gemm)}
+    print(f"GEMM peak ({args.gemm}^2, {args.threads} threads): fp32 {peaks['float32']:.1f} "
+          f"GFLOP/s, bf16 {peaks['bfloat16']:.1f} GFLOP/s")
+    texts = sentences(Path(args.data), args.pairs)
+    runs = {"masked-copies": lambda: masked_path(args, texts[:64]),
+            "causal-score": lambda: causal_path(args, texts),
+            "generation": lambda: generation_path(args, texts),
+            "embedding": lambda: encoder_path(args, texts, False),
+            "classifier": lambda: encoder_path(args, texts, True)}
+    only = [s for s in args.only.split(",") if s] or list(runs)
+    rows = []
+    print(f"{'path':<14} {'model':<20} {'work':<22} {'s':>7} {'GFLOP':>8} {'GFLOP/s':>8} {'% peak':>7}")
+    for name in only:
+        r = runs[name]()
+        r["gflops"] = r["gflop"] / r["seconds"]
+        r["fraction_of_peak"] = r["gflops"] / peaks[args.dtype]
+        rows.append(r)
+        print(f"{r['path']:<14} {r['model']:<20} {r['units']:<22} {r['seconds']:7.2f} "
+              f"{r['gflop']:8.1f} {r['gflops']:8.1f} {100 * r['fraction_of_peak']:6.1f}%")
+    print(json.dumps({"dtype": args.dtype, "threads": args.threads, "peaks": peaks, "paths": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
