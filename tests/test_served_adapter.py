@@ -92,8 +92,9 @@ def test_runner_skip_reason_carries_the_probe_outcome(tmp_path):
     from audit.runner import ModelPool, RunOptions, run_check
 
     adapter = make(FakeOpenAI(echo="misaligned"), tmp_path)
-    suite = Suite(name="t", checks=[CheckConfig(id="mia", check="membership_inference", params={
-        "members": "m.txt", "nonmembers": "n.txt"})])
+    spec = ModelSpec(adapter="openai", base_url="http://fake.test/v1", model="fake-model")
+    suite = Suite(name="t", models={"default": spec}, checks=[CheckConfig(
+        id="mia", check="membership_inference", params={"members": "m.txt", "nonmembers": "n.txt"})])
     pool = ModelPool(suite, RunOptions(out_dir=tmp_path))
     pool.loaded["default"] = adapter
     result = run_check(suite.checks[0], suite, pool, RunOptions(out_dir=tmp_path))
