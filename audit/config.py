@@ -39,11 +39,37 @@ class Gate(_Strict):
 
 
 class ModelSpec(_Strict):
-    """How to load a model: adapter (hf, predictions, fake, sklearn) + path and options."""
+    """How to load a model: adapter (hf, predictions, fake, sklearn, openai) + path and options.
 
-    adapter: Literal["hf", "predictions", "fake", "sklearn"] = "hf"
+    ``adapter: openai`` (any OpenAI-compatible server) takes ``base_url`` and ``model`` instead
+    of ``path``, plus the connection settings below; the API key is read from the environment
+    variable named by ``api_key_env``, never from the suite.
+    """
+
+    adapter: Literal["hf", "predictions", "fake", "sklearn", "openai"] = "hf"
     path: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    base_url: str | None = Field(None, description="openai: API root, e.g. http://127.0.0.1:8000/v1")
+    model: str | None = Field(None, description="openai: the served model id (see /v1/models)")
+    api_key_env: str | None = Field(None, description="openai: NAME of the env var holding the key")
+    max_concurrency: int = Field(4, ge=1, le=256, description="openai: requests in flight")
+    timeout_s: float = Field(120.0, gt=0, description="openai: per-request timeout (seconds)")
+    max_retries: int = Field(4, ge=0, le=20, description="openai: retries of a failed request")
+    cache: bool | str = Field(True, description="openai: response cache (true: the user cache, "
+                              "false: none, or a SQLite file path)")
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="openai: fields added "
+                                       "to every completion/chat request (e.g. repeat_penalty)")
+    probe_tolerance: float = Field(0.1, gt=0, description="openai: nats allowed between echo and "
+                                   "generation log-probs in the scoring probe")
+
+    @model_validator(mode="after")
+    def _openai_fields(self) -> "ModelSpec":
+        served = ("base_url", "model", "api_key_env")
+        if self.adapter == "openai" and not (self.base_url and self.model):
+            raise ValueError("adapter: openai needs base_url and model")
+        if self.adapter != "openai" and any(getattr(self, f) for f in served):
+            raise ValueError("base_url / model / api_key_env belong to adapter: openai")
+        return self
 
 
 class CheckConfig(_Strict):

@@ -120,7 +120,7 @@ class ModelPool:
     def infos(self) -> dict[str, ModelInfo]:
         """Provenance of every loaded model (hashed once per model, not after every check)."""
         for alias, adapter in self.loaded.items():
-            if alias != "none" and alias not in self._infos:
+            if alias != "none" and (alias not in self._infos or getattr(adapter, "live_info", False)):
                 self._infos[alias] = adapter.info()
         return dict(self._infos)
 

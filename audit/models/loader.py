@@ -67,6 +67,10 @@ def load_model(spec: Any, *, alias: str, options: Any, base_dir: Path | None) ->
         from audit.models.predictions import PredictionsAdapter
 
         return PredictionsAdapter.from_file(path or "", alias=alias, **spec.options)
+    if spec.adapter == "openai":
+        from audit.models.openai import load_openai
+
+        return load_openai(spec, alias=alias)
     if spec.adapter == "sklearn":
         from audit.models.tabular import TabularAdapter
 
@@ -79,12 +83,27 @@ def load_model(spec: Any, *, alias: str, options: Any, base_dir: Path | None) ->
 
 
 def _spec_from_string(text: str) -> Any:
+    if text.startswith("openai:"):
+        return _openai_shorthand(text)
     if text.startswith("fake"):
         kind = text.split(":", 1)[1] if ":" in text else "causal_lm"
         return ModelSpec(adapter="fake", options={"kind": kind})
     if text.endswith((".csv", ".parquet", ".pq")):
         return ModelSpec(adapter="predictions", path=text)
     return ModelSpec(adapter="hf", path=text)
+
+
+def _openai_shorthand(text: str) -> Any:
+    """``openai:NAME@URL`` -> an openai ModelSpec (NAME may hold ``/`` or ``:``)."""
+    import re
+
+    from audit.config import ModelSpec
+
+    match = re.match(r"^openai:(?P<name>.+?)@(?P<url>https?://\S+)$", text)
+    if not match:
+        raise usage("--model", text, "not of the form openai:NAME@URL",
+                    "e.g. --model openai:my-model@http://127.0.0.1:8000/v1")
+    return ModelSpec(adapter="openai", model=match["name"], base_url=match["url"])
 
 
 def _load_hf(path: str, alias: str, options: Any, extra: dict[str, Any]) -> Any:
