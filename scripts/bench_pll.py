@@ -37,6 +37,8 @@ def parse_args() -> argparse.Namespace:
                    help="tokenizer folder (default: the offline MiniLM's bert-base-uncased vocab)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dtypes", default="float32,bfloat16",
+                   help="dtypes of the batched path, each timed against the fp32 loop")
     return p.parse_args()
 
 
@@ -113,16 +115,21 @@ def main() -> int:
     jobs, _ = build_pair_jobs(adapter, [(p["sent_more"], p["sent_less"]) for p in chosen], "crows")
     sample = np.arange(len(jobs)) if args.loop_sample <= 0 else np.sort(
         rng.choice(len(jobs), min(args.loop_sample, len(jobs)), replace=False))
-    masked_log_probs(model, jobs[:8], tok.mask_token_id, tok.pad_token_id, 8, device=args.device)
     t0 = time.perf_counter()
-    batched = masked_log_probs(model, jobs, tok.mask_token_id, tok.pad_token_id, args.batch_size,
-                               device=args.device)
-    t_batched = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    looped = loop_scores(model, tok, [jobs[i] for i in sample], args.device)
+    looped = np.asarray(loop_scores(model, tok, [jobs[i] for i in sample], args.device))
     t_loop = time.perf_counter() - t0
-    report(args, model, chosen, jobs, sample, t_batched, t_loop,
-           float(np.max(np.abs(batched[sample] - np.asarray(looped)))))
+    for name in [d for d in args.dtypes.split(",") if d]:
+        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
+        typed = model.to(dtype)
+        masked_log_probs(typed, jobs[:8], tok.mask_token_id, tok.pad_token_id, 8, device=args.device)
+        t0 = time.perf_counter()
+        batched = masked_log_probs(typed, jobs, tok.mask_token_id, tok.pad_token_id,
+                                   args.batch_size, device=args.device)
+        t_batched = time.perf_counter() - t0
+        print(f"--- batched in {name} (loop always float32) ---")
+        report(args, typed, chosen, jobs, sample, t_batched, t_loop,
+               float(np.max(np.abs(batched[sample] - looped))))
+        model = typed.to(torch.float32)
     return 0
 
 

@@ -96,10 +96,24 @@ def load_hf(source: str, *, alias: str = "default", device: str = "cpu", dtype: 
     model = _load_model(source, kind, config, common, dtype, allow_pickle, attn_implementation)
     tokenizer = transformers.AutoTokenizer.from_pretrained(source, **common)
     dev = resolve_device(device)
+    if dtype in ("bfloat16", "bf16", "float16", "fp16") and dev == "cpu":
+        _warn_low_precision_cpu(dtype)
     model.to(dev).eval()
     return HFAdapter(alias=alias, source=str(path.resolve() if local else source), kind=kind,
                      model=model, tokenizer=tokenizer, device=dev, batch_size=batch_size,
                      max_length=max_length, gguf_file=gguf)
+
+
+def _warn_low_precision_cpu(dtype: str) -> None:
+    """Say so when a 16-bit dtype will be emulated in software on this CPU."""
+    import sys
+
+    from audit.runtime import bf16_hardware
+
+    if not bf16_hardware("cpu"):
+        print(f"audit: warning: --dtype {dtype} on a CPU without AVX512-BF16/AMX: torch emulates "
+              "it, far slower than float32 (use float32 here, or bfloat16 on a GPU)",
+              file=sys.stderr)
 
 
 def _load_config(source: str, common: dict[str, Any]) -> Any:
