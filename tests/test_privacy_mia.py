@@ -97,12 +97,15 @@ def test_check_detects_a_leaky_model_and_not_a_fair_one(tmp_path: Path) -> None:
     auc = next(x for x in leaky.metrics if x.name == "auc")
     assert auc.value == 1.0 and set(auc.by_group) == {"loss", "zlib", "min_k"}
     assert leaky.figures[0].kind == "roc" and len(leaky.figures[0].data["curves"]) == 3
+    (tmp_path / "fair").mkdir()
+    m, n = _files(tmp_path / "fair", n=30)  # (40 texts happen to give exactly 0.5: too symmetric)
     fair = mi.membership_inference(_ctx(shifted_lm(0.0), tmp_path),
                                    mi.MembershipParams(members=str(m), nonmembers=str(n),
                                                        attacks=["loss"], n_boot=200))
     texts = m.read_text().splitlines() + n.read_text().splitlines()
     scores = [hashed_token_log_probs(t).mean() for t in texts]
-    expected = roc_auc_score([1] * 40 + [0] * 40, scores)
+    expected = roc_auc_score([1] * 30 + [0] * 30, scores)
+    assert abs(expected - 0.5) > 0.02  # a sign error (1 - AUC) must be visible
     fauc = fair.metrics[0]
     assert fauc.value == pytest.approx(expected, abs=1e-12)
     assert fauc.ci.low < expected < fauc.ci.high and fauc.ci.high - fauc.ci.low > 0.05
