@@ -120,11 +120,17 @@ def test_pair_preference_on_tiny_mlm_and_gpt2(tiny_mlm_dir, tiny_gpt2_dir, small
 
 
 def test_pair_preference_sampling_is_seeded(tiny_gpt2_dir, crows_csv):
-    """max_pairs draws the same sample for the same seed and n_pairs reflects it."""
+    """max_pairs draws the same sample for the same seed, another sample for another seed (a
+    sampler that ignored the seed, e.g. the first 20 rows, fails), 20 distinct rows of the file;
+    n_pairs reflects it."""
     from audit.models.hf import load_hf
 
     gpt = load_hf(str(tiny_gpt2_dir))
     a, b = _run(gpt, crows_csv, max_pairs=20), _run(gpt, crows_csv, max_pairs=20)
+    c = _run(gpt, crows_csv, seed=1, max_pairs=20)
+    rows = lambda out: sorted(i["id"] for i in out.items)  # noqa: E731
+    assert rows(a) == rows(b) != rows(c)
+    assert len(set(rows(a))) == 20 and rows(a) != [f"row{i}" for i in range(20)]
     assert [e["sent_more"] for e in a.evidence] == [e["sent_more"] for e in b.evidence]
     assert {m.name: m.value for m in a.metrics}["n_pairs"] == 20
 
@@ -145,16 +151,24 @@ def test_real_crows_pairs_file_counts(crows_csv):
 
 @pytest.mark.slow
 def test_pair_preference_smollm2_sample(crows_csv):
-    """Real model: the offline SmolLM2 on 100 sampled CrowS-Pairs, metric within [0, 100] and
-    every bias type present in the sample reported."""
+    """Real model: the offline SmolLM2 on 100 sampled CrowS-Pairs. The metric equals a hand
+    count from the adapter's own sentence log-probabilities of the sampled rows (looked up in
+    the file by the items' row ids), and from the per-pair items alone; every bias type in the
+    sample is reported and the group sizes add up to 100."""
     from audit.assets import resolve_model
     from audit.models.hf import load_hf
 
     model = load_hf(str(resolve_model("default-lm")), batch_size=32)
     out = _run(model, crows_csv, max_pairs=100)
     main = out.metrics[0]
-    assert 0.0 <= main.value <= 100.0 and main.ci.low <= main.value <= main.ci.high
+    pairs = load_pairs(crows_csv, "auto", str(crows_csv))
+    chosen = [pairs[int(item["id"].removeprefix("row"))] for item in out.items]
+    ll = model.sequence_log_prob([t for p in chosen for t in (p["sent_more"], p["sent_less"])])
+    wins = sum(round(a, 3) > round(b, 3) for a, b in np.asarray(ll).reshape(-1, 2))
+    assert main.value == pytest.approx(100.0 * wins / 100)
+    assert main.value == pytest.approx(100.0 * sum(i["outcome"] == "win" for i in out.items) / 100)
     assert sum(g.n for g in main.by_group.values()) == 100
+    assert set(main.by_group) == {p["bias_type"] for p in chosen}
 
 
 def test_shipped_demo_pairs_load_by_name(tiny_gpt2_dir):

@@ -162,25 +162,46 @@ def test_embedding_association_word_vectors_reports_all_ten_tests_and_missing_wo
 
 
 def test_embedding_association_seat_on_tiny_encoder(tiny_encoder_dir, tmp_path):
-    """SEAT plumbing on a tiny encoder with a user word-list file in the tiny vocabulary:
-    2+2 targets in 8 templates = 32 sentences per side, so the p-value is sampled."""
+    """SEAT on a tiny encoder with a user word-list file in the tiny vocabulary, against the
+    plain Caliskan formulas (``_caliskan_plain``) on the adapter's embeddings of the bleached
+    template sentences (May et al. 2019) read from the shipped template file: 2+2 targets in
+    8 templates = 16 sentences per side, so the p-value is sampled; with word_mean items
+    (2+2 words, 6 partitions) the p-value is exact and equals a brute-force count over the
+    re-partitions written here."""
+    from audit.checks.bias import probes as P
     from audit.models.hf import load_hf
     from audit.registry import get_check
 
-    tests = {"tests": [{"id": "jobs", "first_target": {"name": "m", "words": ["doctor", "engineer"]},
-                        "second_target": {"name": "f", "words": ["nurse", "teacher"]},
-                        "first_attribute": {"name": "male", "words": ["he", "man", "him"]},
-                        "second_attribute": {"name": "female", "words": ["she", "woman", "her"]}}]}
+    sets = {"first_target": ["doctor", "engineer"], "second_target": ["nurse", "teacher"],
+            "first_attribute": ["he", "man", "him"], "second_attribute": ["she", "woman", "her"]}
+    tests = {"tests": [{"id": "jobs", **{k: {"name": k, "words": v} for k, v in sets.items()}}]}
     path = tmp_path / "tests.json"
     path.write_text(json.dumps(tests))
     spec = get_check("embedding_association")
     model = load_hf(str(tiny_encoder_dir))
+    templates = json.loads((P.PROBES_DIR / "seat_templates.json").read_text())["terms"]
+    sentences = {w: [t.format(w) for t in templates] for ws in sets.values() for w in ws}
+    vec = {w: np.asarray(model.embed(ss), dtype=np.float64) for w, ss in sentences.items()}
+    order = ["first_target", "second_target", "first_attribute", "second_attribute"]
+
     out = spec.fn(_ctx(model), spec.params(source="encoder", tests=str(path), n_permutations=500))
     row = out.evidence[0]
+    items = [[list(v) for w in sets[k] for v in vec[w]] for k in order]
+    stat, d = _caliskan_plain(*items)
     assert row["test"] == "jobs" and row["p_method"] == "sampled"
-    assert row["d"] is not None and -2.5 < row["d"] < 2.5 and 0.0 <= row["p"] <= 1.0
+    assert row["d"] == pytest.approx(d, abs=1e-6)
+
     mean = spec.fn(_ctx(model), spec.params(source="encoder", tests=str(path), aggregate="word_mean"))
+    items = [[list(vec[w].mean(axis=0)) for w in sets[k]] for k in order]
+    stat, d = _caliskan_plain(*items)
+    X, Y, A, B = (np.array(i) for i in items)
+    cos = lambda u, M: M @ u / (np.linalg.norm(M, axis=1) * np.linalg.norm(u))  # noqa: E731
+    s = {i: cos(v, A).mean() - cos(v, B).mean() for i, v in enumerate(np.vstack([X, Y]))}
+    brute = np.mean([sum(s[i] for i in c) - sum(s[i] for i in range(4) if i not in c) > stat + 1e-9
+                     for c in itertools.combinations(range(4), 2)])
     assert mean.evidence[0]["p_method"] == "exact"
+    assert mean.evidence[0]["d"] == pytest.approx(d, abs=1e-6)
+    assert mean.evidence[0]["p"] == pytest.approx(brute)
 
 
 def test_embedding_association_unknown_test_id_is_usage_error():

@@ -133,11 +133,15 @@ def _suite(tmp_path: Path, kind: str, checks: list[dict], caps: list[str] | None
                                  "checks": checks})
 
 
-def _statuses(tmp_path: Path, suite) -> dict[str, tuple[str, str | None]]:
+def _run(tmp_path: Path, suite):
     from audit.runner import RunOptions, run_suite
 
-    run = run_suite(suite, RunOptions(out_dir=tmp_path, quiet=True, render=False))
-    return {c.id: (c.status, c.error or c.skip_reason) for c in run.checks}
+    return run_suite(suite, RunOptions(out_dir=tmp_path, quiet=True, render=False))
+
+
+def _statuses(tmp_path: Path, suite) -> dict[str, tuple[str, str | None]]:
+    """Status and error/skip reason by check id; a check without gates that ran is 'reported'."""
+    return {c.id: (c.status, c.error or c.skip_reason) for c in _run(tmp_path, suite).checks}
 
 
 def _texts(tmp_path: Path, name: str, texts: list[str]) -> str:
@@ -148,7 +152,9 @@ def _texts(tmp_path: Path, name: str, texts: list[str]) -> str:
 
 def test_mock_drives_the_masked_and_causal_lm_paths(tmp_path):
     """The same bias/privacy suite runs on a masked-LM mock and a causal-LM mock: the checks pick
-    their masked or causal path from the capabilities alone and none errors."""
+    their masked or causal path from the capabilities alone (pair_preference names the metric
+    it used: crows on the masked mock, sentence_ll on the causal one), none errors, and the
+    causal-only privacy checks are skipped on the masked mock."""
     words = [f"w{i}" for i in range(60)]
     members = _texts(tmp_path, "m.txt", [" ".join(words[i:i + 12]) for i in range(0, 40, 4)])
     others = _texts(tmp_path, "n.txt", [" ".join(reversed(words[i:i + 12])) for i in range(0, 40, 4)])
@@ -163,13 +169,16 @@ def test_mock_drives_the_masked_and_causal_lm_paths(tmp_path):
         {"id": "mia", "check": "membership_inference",
          "params": {"members": members, "nonmembers": others, "n_boot": 100}},
     ]
-    masked = _statuses(tmp_path / "masked", _suite(tmp_path, "masked_lm", checks))
-    causal = _statuses(tmp_path / "causal", _suite(tmp_path, "causal_lm", checks))
-    for check_id in ("tb", "pp"):
-        assert masked[check_id][0] in ("passed", "failed", "reported"), masked[check_id]
-        assert causal[check_id][0] in ("passed", "failed", "reported"), causal[check_id]
-    assert masked["mem"][0] == "skipped" and masked["mia"][0] == "skipped"
-    assert causal["mem"][0] in ("passed", "failed", "reported") and causal["mia"][0] in ("passed", "failed", "reported")
+    runs = {kind: _run(tmp_path / kind, _suite(tmp_path, kind, checks))
+            for kind in ("masked_lm", "causal_lm")}
+    status = {kind: {c.id: c.status for c in run.checks} for kind, run in runs.items()}
+    assert status["masked_lm"] == {"tb": "reported", "pp": "reported", "mem": "skipped",
+                                   "mia": "skipped"}
+    assert status["causal_lm"] == {"tb": "reported", "pp": "reported", "mem": "reported",
+                                   "mia": "reported"}
+    for kind, used in (("masked_lm", "(crows)"), ("causal_lm", "(sentence_ll)")):
+        pct = runs[kind].check("pp").metric("stereotype_preference_pct")
+        assert pct.description.endswith(used) and pct.value is not None, kind
 
 
 def test_mock_drives_chat_only_and_classifier_paths(tmp_path):
@@ -183,7 +192,7 @@ def test_mock_drives_chat_only_and_classifier_paths(tmp_path):
         {"id": "pii", "check": "pii_leakage", "params": {"n_samples": 1, "backend": "builtin"}},
         {"id": "tb", "check": "template_bias", "params": {"max_templates": 1}},
     ]))
-    assert chat["mem"][0] in ("passed", "failed", "reported") and chat["pii"][0] in ("passed", "failed", "reported")
+    assert chat["mem"][0] == "reported" and chat["pii"][0] == "reported", chat
     assert chat["tb"][0] == "skipped" and "sequence_log_prob" in chat["tb"][1]
     clf = _statuses(tmp_path / "clf", _suite(tmp_path, "classifier", [
         {"id": "cf", "check": "counterfactual_fairness", "params": {"n_boot": 100}},
@@ -192,7 +201,7 @@ def test_mock_drives_chat_only_and_classifier_paths(tmp_path):
         {"id": "ig", "check": "integrated_gradients", "params": {"n": 1}},
     ]))
     for check_id in ("cf", "shap", "att"):
-        assert clf[check_id][0] in ("passed", "failed", "reported"), clf[check_id]
+        assert clf[check_id][0] == "reported", clf[check_id]
     assert clf["ig"][0] == "skipped" and "differentiable" in clf["ig"][1]
 
 

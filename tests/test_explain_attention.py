@@ -72,10 +72,21 @@ def test_attention_check_causal_reads_last_token(tiny_gpt2):
 
 
 def test_single_token_text(tiny_encoder):
-    """A one-word sentence still gives finite metrics ([CLS] word [SEP])."""
+    """A one-word sentence ([CLS] doctor [SEP]) still gives finite metrics, equal to a plain
+    numpy computation on the model's own attention tensor: mean normalised row entropy
+    (entropy / log 3 for 3 keys), mean attention of non-first queries to the first token, row
+    sums; the identity ratio is undefined (null: no identity term), not 0."""
     spec = get_check("attention")
     out = spec.fn(_ctx(tiny_encoder), spec.params(texts=["doctor"]))
-    assert all(m.value is None or np.isfinite(m.value) for m in out.metrics)
+    m = {x.name: x.value for x in out.metrics}
+    att = np.asarray(tiny_encoder.attentions("doctor").values, dtype=float)
+    assert att.shape[-1] == 3
+    ent = [-sum(p * np.log(p) for p in row if p > 0) / np.log(3)
+           for layer in att for head in layer for row in head]
+    assert m["mean_head_entropy"] == pytest.approx(np.mean(ent), abs=1e-9)
+    assert m["first_token_attention"] == pytest.approx(att[:, :, 1:, 0].mean(), abs=1e-9)
+    assert m["max_row_sum_error"] == pytest.approx(np.abs(att.sum(-1) - 1).max(), abs=1e-9)
+    assert m["identity_rollout_ratio"] is None and m["n_texts"] == 1.0
 
 
 def test_model_without_attentions_is_skipped_with_reason():

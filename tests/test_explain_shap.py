@@ -75,14 +75,23 @@ def test_additive_model_gets_its_word_weights():
 
 
 def test_additivity_on_tiny_classifier(tiny_classifier_dir):
-    """Additivity: base + sum of SHAP values equals p(x) from a separate predict_proba call
-    on a 2-layer BERT (tolerance covers batch-padding float noise)."""
+    """Additivity: base + sum of the SHAP values (special tokens included) equals p(x) from a
+    separate, one-text predict_proba call on a 2-layer BERT, for both classes (tolerance covers
+    batch-padding float noise); the check's own additivity metric agrees. A check that computed
+    'p(x)' from its own attributions would pass its metric but not this comparison."""
+    from audit.checks.explain.shap_text import explain
     from audit.models.hf import load_hf
 
     model = load_hf(str(tiny_classifier_dir))
+    texts = ["the doctor is kind and smart", "she was sad today"]
+    rows = explain(model, texts, 60, 5, 64, 0)
+    for text, row in zip(texts, rows):
+        p = model.predict_proba([text])[0]
+        values, base = np.asarray(row["values"]), np.asarray(row["base"])
+        assert values.shape[1] == 2 and np.abs(values).sum() > 0
+        np.testing.assert_allclose(base + values.sum(axis=0), p, atol=1e-5)
     spec = get_check("shap_text")
-    out = spec.fn(_ctx(model), spec.params(texts=["the doctor is kind and smart", "she was sad today"],
-                                           max_evals=60))
+    out = spec.fn(_ctx(model), spec.params(texts=texts, max_evals=60))
     metrics = {m.name: m.value for m in out.metrics}
     assert metrics["max_additivity_error"] < 1e-5
     # special tokens ([CLS], [SEP]) are not among the explained tokens

@@ -169,11 +169,28 @@ def _sklearn_pipeline():
 
 
 def test_stratified_bootstrap_keeps_group_sizes_and_gives_cis():
-    """Reference: a group with all-correct predictions has a degenerate accuracy CI [1, 1] in any
-    bootstrap, and stratified CIs bracket the point estimate."""
+    """Reference: (1) the count replicates of `stratified` keep every group's size in every
+    replicate, those of `rows` do not; (2) group b's accuracy CI equals the percentile interval
+    of an explicit within-group row resampling written here (up to Monte Carlo noise, measured
+    in units of the half-width); (3) a group with all-correct predictions has the degenerate
+    accuracy CI [1, 1]."""
+    from audit.checks.fairness import metrics as fm
+
     df = _frame()
     df.loc[df.g == "a", "y_pred"] = df.loc[df.g == "a", "y_true"]
-    out = run_group_fairness(df, sensitive=["g"], n_boot=300, bootstrap="stratified")
+    codes = (df.g == "b").to_numpy().astype(int)
+    counts = fm.confusion_counts(df.y_true.to_numpy(), df.y_pred.to_numpy(), codes, 2)
+    sizes = counts.sum(axis=-1)
+    strat = fm.bootstrap_counts(counts, np.random.default_rng(0), 500, "stratified")
+    rows = fm.bootstrap_counts(counts, np.random.default_rng(0), 500, "rows")
+    assert (strat.sum(axis=-1) == sizes).all()
+    assert (rows.sum(axis=-1) != sizes).any() and (rows.sum(axis=(-1, -2)) == sizes.sum()).all()
+    out = run_group_fairness(df, sensitive=["g"], n_boot=2000, bootstrap="stratified")
     acc = metric(out, "accuracy").by_group
     assert (acc["a"].ci.low, acc["a"].ci.high) == (1.0, 1.0)
-    assert acc["b"].ci.low <= acc["b"].value <= acc["b"].ci.high
+    correct = (df.y_pred == df.y_true)[df.g == "b"].to_numpy(float)
+    idx = np.random.default_rng(9).integers(0, correct.size, size=(4000, correct.size))
+    low, high = np.quantile(correct[idx].mean(axis=1), [0.025, 0.975])
+    half = (high - low) / 2
+    assert half > 0.02
+    assert abs(acc["b"].ci.low - low) < 0.3 * half and abs(acc["b"].ci.high - high) < 0.3 * half

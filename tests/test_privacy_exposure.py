@@ -130,13 +130,26 @@ def test_skewnorm_within_one_bit_on_tiny_gpt2(tiny_gpt2_dir: Path, tmp_path: Pat
 
 
 def test_sampled_method_runs_and_is_reproducible(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
-    """The sampled method on a real tiny model: same seed, same exposures; never above log2 |R|."""
+    """The sampled method on a real tiny model (space of 10^3 three-word secrets, 1,000 sampled
+    references): same seed, same exposures; and the skew-normal estimate lies within 1 bit of
+    the exact exposure, computed here by scoring the whole space with the adapter: the canary
+    is the 20th most likely secret, so exposure = log2 1000 - log2 20 = 5.64 bits (far from
+    both 0 and the 9.97-bit maximum)."""
+    import itertools
+
     from audit.models.hf import load_hf
 
     model = load_hf(str(tiny_gpt2_dir), batch_size=64)
     words = "zero one two three four five six seven eight nine".split()
-    path = _write_spec(tmp_path, [{"id": "c", "secret": "one two three four", "repeats": 1}],
-                       alphabet=words, length=4, fmt="my pin code is {secret}")
+    space = [" ".join(t) for t in itertools.product(words, repeat=3)]
+    scores = model.sequence_log_prob([f"my pin code is {s}" for s in space])
+    order = np.argsort(-scores, kind="stable")
+    secret = space[order[19]]
+    rank = 1 + int((scores > scores[order[19]]).sum())
+    assert rank == 20
+    exact = math.log2(len(space)) - math.log2(rank)
+    path = _write_spec(tmp_path, [{"id": "c", "secret": secret, "repeats": 1}],
+                       alphabet=words, length=3, fmt="my pin code is {secret}")
     spec = json.loads(path.read_text())
     spec["separator"] = " "
     path.write_text(json.dumps(spec))
@@ -144,7 +157,7 @@ def test_sampled_method_runs_and_is_reproducible(tiny_gpt2_dir: Path, tmp_path: 
     a = ce.canary_exposure(_ctx(model, tmp_path, seed=3), params)
     b = ce.canary_exposure(_ctx(model, tmp_path, seed=3), params)
     assert a.evidence == b.evidence
-    assert 0 <= a.evidence[0]["exposure"] <= math.log2(10 ** 4)
+    assert abs(a.evidence[0]["exposure"] - exact) < 1.0, (a.evidence[0]["exposure"], exact)
 
 
 @pytest.mark.parametrize("spec,problem", [

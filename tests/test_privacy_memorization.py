@@ -105,17 +105,41 @@ def test_batched_greedy_equals_generate_one_by_one(tiny_gpt2_dir: Path) -> None:
         assert out == ref[0, 5:].tolist()
 
 
+def _greedy_words(model, prefix: str, m: int) -> list[str]:
+    """The tiny GPT-2's greedy continuation of ``prefix`` by transformers' own ``generate``
+    (no BOS, as the check's default), as word tokens."""
+    import torch
+
+    ids = model.tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        out = model.torch_module.generate(input_ids=torch.tensor([ids]), max_new_tokens=m,
+                                          do_sample=False, pad_token_id=0,
+                                          attention_mask=torch.ones(1, len(ids), dtype=torch.long))
+    return model.tokenizer.convert_ids_to_tokens(out[0, len(ids):].tolist())
+
+
 def test_check_runs_on_a_real_tiny_model(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
-    """The torch path on a tiny GPT-2: rates lie in [0, 1], LCP in [0, m], and it is deterministic."""
+    """The torch path on a tiny GPT-2, against transformers' generate: text 1 is a 6-word
+    prefix followed by the model's own greedy 6-word continuation (memorised by construction),
+    text 2 the same for another prefix with its 3rd continuation word changed. By hand:
+    exact-match rate (1 + 0) / 2 = 0.5, mean LCP (6 + 2) / 2 = 4 tokens, mean edit similarity
+    (1 + 5/6) / 2; and the check is deterministic."""
     from audit.models.hf import load_hf
 
     model = load_hf(str(tiny_gpt2_dir))
-    text = " ".join(["the cat likes the dog and the dog likes the cat ."] * 4)
-    (tmp_path / "p.txt").write_text(text + "\n" + text.replace("cat", "car"))
+    prefixes = ["the cat likes the dog and", "my friend is a nurse ,"]
+    conts = [_greedy_words(model, p, 6) for p in prefixes]
+    assert all(len(c) == 6 and "<|endoftext|>" not in c for c in conts), conts
+    changed = list(conts[1])
+    changed[2] = "zero" if changed[2] != "zero" else "one"
+    texts = [f"{prefixes[0]} {' '.join(conts[0])}", f"{prefixes[1]} {' '.join(changed)}"]
+    (tmp_path / "p.txt").write_text("\n".join(texts))
     params = vm.MemorizationParams(data="p.txt", control=None, prefix_tokens=6, suffix_tokens=6,
-                                   n_boot=100)
+                                   windows_per_text=1, n_boot=100)
     a = vm.verbatim_memorization(_ctx(model, tmp_path), params)
     b = vm.verbatim_memorization(_ctx(model, tmp_path), params)
     assert a.evidence == b.evidence
-    lcp = next(m for m in a.metrics if m.name == "mean_lcp_tokens").value
-    assert 0 <= lcp <= 6 and 0 <= a.metrics[0].value <= 1
+    m = {x.name: x.value for x in a.metrics}
+    assert m["exact_match_rate"] == pytest.approx(0.5)
+    assert m["mean_lcp_tokens"] == pytest.approx(4.0)
+    assert m["mean_edit_similarity"] == pytest.approx((1 + 5 / 6) / 2)

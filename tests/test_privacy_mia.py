@@ -82,19 +82,33 @@ def _ctx(model, tmp_path: Path, models=None) -> CheckContext:
 
 def test_check_detects_a_leaky_model_and_not_a_fair_one(tmp_path: Path) -> None:
     """A model scoring members +8 nats/token higher (more than the whole [-8, -0.1] range of the
-    hashed log-probs, so members and non-members cannot overlap) gives AUC exactly 1; an unbiased one gives AUC ~0.5
-    (inside its bootstrap CI); ROC figure and by-attack groups are present."""
+    hashed log-probs, so members and non-members cannot overlap) gives AUC exactly 1. For an
+    unbiased model the AUC is whatever the hashed log-probs give: it must equal
+    sklearn.metrics.roc_auc_score on the mean token log-probability of each text, computed here
+    from the mock's own per-token values (not "somewhere near 0.5"); ROC figure and by-attack
+    groups are present."""
+    from sklearn.metrics import roc_auc_score
+
+    from audit.models.mock import hashed_token_log_probs
+
     m, n = _files(tmp_path)
     params = mi.MembershipParams(members=str(m), nonmembers=str(n), n_boot=200)
     leaky = mi.membership_inference(_ctx(shifted_lm(8.0), tmp_path), params)
     auc = next(x for x in leaky.metrics if x.name == "auc")
     assert auc.value == 1.0 and set(auc.by_group) == {"loss", "zlib", "min_k"}
     assert leaky.figures[0].kind == "roc" and len(leaky.figures[0].data["curves"]) == 3
+    (tmp_path / "fair").mkdir()
+    m, n = _files(tmp_path / "fair", n=30)  # (40 texts happen to give exactly 0.5: too symmetric)
     fair = mi.membership_inference(_ctx(shifted_lm(0.0), tmp_path),
                                    mi.MembershipParams(members=str(m), nonmembers=str(n),
                                                        attacks=["loss"], n_boot=200))
+    texts = m.read_text().splitlines() + n.read_text().splitlines()
+    scores = [hashed_token_log_probs(t).mean() for t in texts]
+    expected = roc_auc_score([1] * 30 + [0] * 30, scores)
+    assert abs(expected - 0.5) > 0.02  # a sign error (1 - AUC) must be visible
     fauc = fair.metrics[0]
-    assert fauc.ci.low <= 0.5 <= fauc.ci.high or abs(fauc.value - 0.5) < 0.2
+    assert fauc.value == pytest.approx(expected, abs=1e-12)
+    assert fauc.ci.low < expected < fauc.ci.high and fauc.ci.high - fauc.ci.low > 0.05
 
 
 def test_reference_attack_cancels_shared_difficulty(tmp_path: Path) -> None:

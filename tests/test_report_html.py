@@ -134,13 +134,21 @@ def test_bar_geometry_matches_scale() -> None:
 
 
 def test_malformed_figure_becomes_a_note() -> None:
-    """A figure whose data is broken shows a one-line note; the rest of the report renders."""
+    """A figure whose data cannot be drawn (a heatmap whose values are a number) shows a
+    one-line note in its place, with the error; the rest of the report renders; a line series
+    of non-numbers plots no point."""
     run = rich_run()
     run.checks[0].figures.append(Figure(kind="line", title="broken", data={"x": [1, 2],
                                                                          "series": [{"y": "zz"}]}))
     run.checks[0].figures.append(Figure(kind="heatmap", title="broken2", data={"values": 5}))
     html = render_html(run)
     assert "Exposure by repeat count" in html and "broken2" in html
+    broken2 = html.split('<div class="figtitle">broken2</div>')[1].split("</figure>")[0]
+    assert "figure not drawn: TypeError" in broken2 and "<svg" not in broken2
+    assert html.count("figure not drawn: ") == 1  # the other figures draw
+    # a line series whose y values are not numbers draws no point (an empty frame, no fake data)
+    broken = html.split('<div class="figtitle">broken</div>')[1].split("</figure>")[0]
+    assert '<polyline points=""' in broken and "<circle" not in broken
 
 
 def test_long_text_is_truncated() -> None:
