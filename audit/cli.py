@@ -38,6 +38,10 @@ def _add_run(sub: Any) -> None:
                    "energy is reported")
     p.add_argument("--no-carbon", action="store_true",
                    help="do not measure energy with codecarbon")
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="where checks run: this process (default) or Ray (pip install 'audit[ray]')")
+    p.add_argument("--ray-address", help="with --backend ray: 'auto' joins the running cluster, "
+                   "or ray://HOST:PORT; default starts a local Ray instance")
     _add_fail_on(p)
 
 
@@ -114,7 +118,15 @@ def cmd_run(args: argparse.Namespace) -> int:
                          allow_pickle=args.allow_pickle, trust_remote_code=args.trust_remote_code,
                          only=[s for s in args.only.split(",") if s], command=_command_line(),
                          fail_on=list(args.fail_on), country=args.country,
-                         carbon=not args.no_carbon)
+                         carbon=not args.no_carbon and args.backend == "local",
+                         backend=args.backend, ray_address=args.ray_address)
+    if args.backend == "ray":
+        import importlib.util
+
+        from audit.errors import usage
+
+        if importlib.util.find_spec("ray") is None:
+            raise usage("--backend", "ray", "Ray is not installed", "pip install 'audit[ray]'")
     unknown = [i for i in options.only if suite.check_by_id(i) is None]
     if unknown:
         from audit.errors import usage

@@ -61,6 +61,10 @@ class ModelSpec(_Strict):
                                        "to every completion/chat request (e.g. repeat_penalty)")
     probe_tolerance: float = Field(0.1, gt=0, description="openai: nats allowed between echo and "
                                    "generation log-probs in the scoring probe")
+    replicas: int = Field(1, ge=1, le=1024, description="--backend ray: copies of the model, "
+                          "each in its own Ray actor; large calls are split across them")
+    resources: dict[str, float] = Field(default_factory=dict, description="--backend ray: what "
+                                        "each replica reserves, e.g. {num_cpus: 4, num_gpus: 1}")
 
     @model_validator(mode="after")
     def _openai_fields(self) -> "ModelSpec":

@@ -53,6 +53,8 @@ class RunOptions:
     fail_on: list[str] = field(default_factory=list)
     country: str | None = None
     carbon: bool = False  # the CLI measures energy by default; library callers opt in
+    backend: str = "local"
+    ray_address: str | None = None
 
 
 def package_versions() -> dict[str, str]:
@@ -164,6 +166,10 @@ def check_fingerprint(entry: CheckConfig, suite: Suite, pool: "ModelPool",
 
 def run_suite(suite: Suite, options: RunOptions) -> RunResult:
     """Run every check of ``suite``; write results.json after each; return the RunResult."""
+    if options.backend == "ray":
+        from audit.backends.ray_backend import run_suite_ray
+
+        return run_suite_ray(suite, options)
     options.out_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(options.seed)
     pool = ModelPool(suite, options)

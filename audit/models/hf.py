@@ -296,13 +296,7 @@ class HFAdapter:
         if len(prompts) != len(continuations):
             raise ValueError("prompts and continuations differ in length")
         full = [p + c for p, c in zip(prompts, continuations)]
-        rows, offsets = self._scoring_rows(full)
-        split = [_split_at(row, offs, len(p)) for row, offs, p in zip(rows, offsets, prompts)]
-        counts: dict[tuple[int, ...], int] = {}
-        for prefix, _ in split:
-            counts[tuple(prefix)] = counts.get(tuple(prefix), 0) + 1
-        shared = [i for i, (prefix, cont) in enumerate(split)
-                  if prefix and cont and counts[tuple(prefix)] > 1]
+        rows, offsets, split, shared = self._continuation_split(prompts, continuations)
         out = np.zeros(len(full))
         if shared:  # one pass per shared prefix, its KV cache reused by every continuation
             from audit.models.hf_scoring import continuation_log_probs_kv
@@ -316,6 +310,57 @@ class HFAdapter:
             cut = len(prompts[i])
             out[i] = float(sum(lp[t - 1] for t in range(1, len(offsets[i])) if offsets[i][t][1] > cut))
         return out
+
+    def _continuation_split(self, prompts: Sequence[str], continuations: Sequence[str]) -> tuple:
+        """Token rows and offsets of prompt + continuation, each split into (prefix ids,
+        continuation ids), and the indices whose prefix is shared (scored from one KV cache)."""
+        full = [p + c for p, c in zip(prompts, continuations)]
+        rows, offsets = self._scoring_rows(full)
+        split = [_split_at(row, offs, len(p)) for row, offs, p in zip(rows, offsets, prompts)]
+        counts: dict[tuple[int, ...], int] = {}
+        for prefix, _ in split:
+            counts[tuple(prefix)] = counts.get(tuple(prefix), 0) + 1
+        shared = [i for i, (prefix, cont) in enumerate(split)
+                  if prefix and cont and counts[tuple(prefix)] > 1]
+        return rows, offsets, split, shared
+
+    # -- sharding (for backends that split one call across replicas) ------------------------
+    def shard_plan(self, method: str, kwargs: dict[str, Any]) -> list[list[int]] | None:
+        """Input indices in units that may be scored on different replicas: each unit is a
+        whole internal batch (or a whole group sharing a KV cache), in processing order, so any
+        contiguous run of units, called on its own, runs exactly the batches it ran in the whole
+        call and returns bit-identical values. None: do not split this method."""
+        from audit.models import hf_scoring as S
+
+        if method in ("sequence_log_prob", "token_log_probs"):
+            rows, _ = self._scoring_rows(kwargs["texts"])
+            return S.causal_plan(rows, max_rows=16 * self.batch_size)
+        if method == "continuation_log_prob":
+            return self._continuation_plan(kwargs["prompts"], kwargs["continuations"])
+        if method == "masked_log_probs":
+            return S.masked_plan(kwargs["requests"], batch_size=4 * self.batch_size)
+        if method in ("predict_proba", "embed"):
+            texts = kwargs["texts"]
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            return [order[s:s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+        if method in ("generate", "chat"):
+            n = len(kwargs["prompts" if method == "generate" else "conversations"])
+            return [list(range(s, min(s + self.batch_size, n))) for s in range(0, n, self.batch_size)]
+        if method == "greedy_token_continuations":
+            return S.greedy_plan(kwargs["prefixes"], self.batch_size)
+        return None
+
+    def _continuation_plan(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[list[int]]:
+        from audit.models.hf_scoring import causal_plan
+
+        rows, _, split, shared = self._continuation_split(prompts, continuations)
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i in shared:
+            groups.setdefault(tuple(split[i][0]), []).append(i)
+        rest = sorted(set(range(len(rows))) - set(shared))
+        units = [[rest[k] for k in unit] for unit in
+                 causal_plan([rows[i] for i in rest], max_rows=16 * self.batch_size)]
+        return list(groups.values()) + units
 
     # -- generation -------------------------------------------------------------------------
     def generate(self, prompts: Sequence[str], max_new_tokens: int = 32, do_sample: bool = False,

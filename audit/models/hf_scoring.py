@@ -35,6 +35,20 @@ def causal_token_log_probs(model: Any, rows: Sequence[Sequence[int]], device: st
     changes no value (math-exact; floats may differ in the last bits from a one-row pass).
     """
     out: list[np.ndarray] = [np.zeros(0)] * len(rows)
+    parents, children = _parents(rows)
+    for batch in _parent_batches(parents, max_rows, max_tokens):
+        _score_parents(model, [parents[j] for j in batch], [children[j] for j in batch],
+                       device, pad_id, out)
+        if progress:
+            progress(sum(len(children[j]) for j in batch))
+    if progress:
+        progress(sum(len(r) < 2 for r in rows))
+    return out
+
+
+def _parents(rows: Sequence[Sequence[int]]) -> tuple[list[tuple[int, ...]], list[list[tuple[int, int]]]]:
+    """Distinct parents (row minus its last token), in order of first appearance, and each
+    parent's children as (row index, last token)."""
     index: dict[tuple[int, ...], int] = {}
     parents: list[tuple[int, ...]] = []
     children: list[list[tuple[int, int]]] = []
@@ -47,16 +61,26 @@ def causal_token_log_probs(model: Any, rows: Sequence[Sequence[int]], device: st
             parents.append(key)
             children.append([])
         children[index[key]].append((i, int(row[-1])))
+    return parents, children
+
+
+def _parent_batches(parents: list[tuple[int, ...]], max_rows: int, max_tokens: int) -> list[list[int]]:
+    """Parents sorted by length (stable) and cut greedily into forward-pass batches."""
     order = sorted(range(len(parents)), key=lambda j: len(parents[j]))
-    lengths = [len(p) for p in parents]
-    for batch in _batches(order, lengths, max_rows, max_tokens):
-        _score_parents(model, [parents[j] for j in batch], [children[j] for j in batch],
-                       device, pad_id, out)
-        if progress:
-            progress(sum(len(children[j]) for j in batch))
-    if progress:
-        progress(sum(len(r) < 2 for r in rows))
-    return out
+    return list(_batches(order, [len(p) for p in parents], max_rows, max_tokens))
+
+
+def causal_plan(rows: Sequence[Sequence[int]], max_tokens: int = 2048,
+                max_rows: int = 256) -> list[list[int]]:
+    """The row indices of each forward-pass batch :func:`causal_token_log_probs` runs, in order
+    (rows too short to score form a last unit). Any contiguous run of these units, scored on its
+    own, reproduces exactly the batches it had in the whole call, hence the same bits: the
+    basis for splitting a call across replicas (``audit.backends.ray``)."""
+    parents, children = _parents(rows)
+    units = [[i for j in batch for i, _ in children[j]]
+             for batch in _parent_batches(parents, max_rows, max_tokens)]
+    short = [i for i, r in enumerate(rows) if len(r) < 2]
+    return units + ([short] if short else [])
 
 
 def _score_parents(model: Any, parents: list[tuple[int, ...]], kids: list[list[tuple[int, int]]],
@@ -99,6 +123,17 @@ def causal_one_at_a_time(model: Any, rows: Sequence[Sequence[int]], device: str)
 
 
 # ------------------------------------------------------------------------------ greedy decoding
+def greedy_plan(prefixes: Sequence[Sequence[int]], batch_size: int = 16) -> list[list[int]]:
+    """Prefix indices of each decoding batch: equal lengths together (shortest first), in
+    chunks of ``batch_size``."""
+    lengths = np.array([len(p) for p in prefixes])
+    units = []
+    for length in np.unique(lengths):
+        where = np.flatnonzero(lengths == length).tolist()
+        units += [where[s:s + batch_size] for s in range(0, len(where), batch_size)]
+    return units
+
+
 def greedy_continuations(model: Any, prefixes: Sequence[Sequence[int]], n_new: int, device: str,
                          pad_id: int, batch_size: int = 16,
                          progress: Progress | None = None) -> list[list[int]]:
@@ -107,19 +142,15 @@ def greedy_continuations(model: Any, prefixes: Sequence[Sequence[int]], n_new: i
     import torch
 
     out: list[list[int]] = [[] for _ in prefixes]
-    lengths = np.array([len(p) for p in prefixes])
-    for length in np.unique(lengths):
-        where = np.flatnonzero(lengths == length)
-        for s in range(0, len(where), batch_size):
-            idx = where[s:s + batch_size]
-            batch = torch.as_tensor(np.array([prefixes[i] for i in idx], dtype=np.int64), device=device)
-            with torch.inference_mode():
-                gen = model.generate(input_ids=batch, attention_mask=torch.ones_like(batch),
-                                     max_new_tokens=n_new, do_sample=False, pad_token_id=pad_id)
-            for i, row in zip(idx, gen[:, batch.shape[1]:].cpu().tolist()):
-                out[i] = list(row)
-            if progress:
-                progress(len(idx))
+    for idx in greedy_plan(prefixes, batch_size):
+        batch = torch.as_tensor(np.array([prefixes[i] for i in idx], dtype=np.int64), device=device)
+        with torch.inference_mode():
+            gen = model.generate(input_ids=batch, attention_mask=torch.ones_like(batch),
+                                 max_new_tokens=n_new, do_sample=False, pad_token_id=pad_id)
+        for i, row in zip(idx, gen[:, batch.shape[1]:].cpu().tolist()):
+            out[i] = list(row)
+        if progress:
+            progress(len(idx))
     return out
 
 
@@ -137,6 +168,14 @@ def _batches(order: Sequence[int], lengths: Sequence[int], batch_size: int,
         yield batch
 
 
+def masked_plan(requests: Sequence[MaskedScoreRequest], batch_size: int = 64,
+                max_tokens: int = 8192) -> list[list[int]]:
+    """The request indices of each forward-pass batch of :func:`masked_log_probs`, in order."""
+    lengths = [len(r.ids) for r in requests]
+    order = sorted(range(len(requests)), key=lambda i: lengths[i])
+    return list(_batches(order, lengths, batch_size, max_tokens))
+
+
 def masked_log_probs(model: Any, requests: Sequence[MaskedScoreRequest], mask_id: int, pad_id: int,
                      batch_size: int = 64, max_tokens: int = 8192, device: Any = "cpu",
                      progress: Progress | None = None) -> np.ndarray:
@@ -148,10 +187,8 @@ def masked_log_probs(model: Any, requests: Sequence[MaskedScoreRequest], mask_id
     import torch
 
     out = np.zeros(len(requests), dtype=np.float64)
-    lengths = [len(r.ids) for r in requests]
-    order = sorted(range(len(requests)), key=lambda i: lengths[i])
     with torch.inference_mode():
-        for batch in _batches(order, lengths, batch_size, max_tokens):
+        for batch in masked_plan(requests, batch_size, max_tokens):
             _score_batch(model, [requests[i] for i in batch], batch, mask_id, pad_id, device, out)
             if progress is not None:
                 progress(len(batch))

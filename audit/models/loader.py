@@ -35,7 +35,8 @@ def model_identity(spec: Any, options: Any, base_dir: Path | None) -> dict[str, 
         spec = _spec_from_string(spec)
     if not isinstance(spec, ModelSpec):
         spec = ModelSpec.model_validate(spec)
-    out: dict[str, Any] = {"spec": spec.model_dump()}
+    # where and how many times a model runs does not change its answers (audit.backends)
+    out: dict[str, Any] = {"spec": spec.model_dump(exclude={"replicas", "resources"})}
     if not spec.path or spec.adapter in ("fake", "openai"):
         return out
     path = spec.path
@@ -59,6 +60,8 @@ def load_model(spec: Any, *, alias: str, options: Any, base_dir: Path | None) ->
     if not isinstance(spec, ModelSpec):
         spec = ModelSpec.model_validate(spec)
     path = _resolve_relative(spec.path, base_dir) if spec.path else None
+    if spec.resources.get("num_cpus"):
+        _set_threads(int(spec.resources["num_cpus"]))
     if spec.adapter == "fake":
         from audit.models.mock import fake_adapter
 
@@ -80,6 +83,14 @@ def load_model(spec: Any, *, alias: str, options: Any, base_dir: Path | None) ->
         return TabularAdapter.train(path or "", alias=alias, base_dir=base_dir,
                                     allow_pickle=options.allow_pickle, **extra)
     return _load_hf(path or "", alias, options, spec.options)
+
+
+def _set_threads(n: int) -> None:
+    """``resources.num_cpus`` is also the torch thread count of the model's computations, in a
+    local run as in a Ray replica: the same threads give the same floating-point results."""
+    import torch
+
+    torch.set_num_threads(max(1, n))
 
 
 def _spec_from_string(text: str) -> Any:
