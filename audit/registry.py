@@ -36,6 +36,7 @@ BUILTIN_CHECK_MODULES: dict[str, str] = {
     "pii_leakage": "audit.checks.privacy.pii_leakage",
     "membership_inference": "audit.checks.privacy.membership_inference",
     "dp_guarantee": "audit.checks.privacy.dp_guarantee",
+    "dp_audit": "audit.checks.privacy.dp_audit",
     "attention": "audit.checks.explain.attention",
     "shap_text": "audit.checks.explain.shap_text",
     "shap_tabular": "audit.checks.explain.shap_tabular",
