@@ -34,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--allow-pickle", action="store_true", help="allow pickle (.bin) weights")
     _add_privacy(parser)
     _add_training(parser)
+    _add_audit(parser)
 
 
 def _add_privacy(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +49,17 @@ def _add_privacy(parser: argparse.ArgumentParser) -> None:
                    help="ghost clipping (fast, falls back to hooks for tied weights) or hooks")
     g.add_argument("--no-dp", action="store_true",
                    help="train the non-private baseline (same batches and hyperparameters)")
+
+
+def _add_audit(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("one-run privacy audit (checked by the dp_audit check)")
+    g.add_argument("--audit-canaries", type=int, default=0, metavar="M",
+                   help="draw M random-token canaries (random labels for a classifier), include "
+                   "each with probability 1/2 from the seed; writes audit_canaries.json")
+    g.add_argument("--audit-canary-tokens", type=int, default=8,
+                   help="tokens per canary (default 8)")
+    g.add_argument("--audit-secret", help="where to write which canaries were included "
+                   "(default: <out>.audit-secret.json beside the model folder)")
 
 
 def _add_training(parser: argparse.ArgumentParser) -> None:
@@ -112,4 +124,8 @@ def main(args: argparse.Namespace) -> int:
           f"C {led['max_grad_norm']},"
           f" q {led['sample_rate']:.4g}, {led['steps']} steps | "
           + json.dumps({k: v for k, v in result.metrics.items() if k.startswith(("eval", "wall"))}))
+    if led.get("audit_canaries"):
+        print(f"audit canaries: {led['audit_canaries']['count']} in "
+              f"{result.output / led['audit_canaries']['file']}; inclusion secret in "
+              f"{result.secret} (keep it away from whoever guesses)")
     return 0

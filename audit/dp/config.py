@@ -47,11 +47,15 @@ class TrainConfig:
     device: str = "cpu"
     allow_pickle: bool = False
     overwrite: bool = False
+    audit_canaries: int = 0
+    audit_canary_tokens: int = 8
+    audit_secret: str | None = None
 
     def validate(self) -> "TrainConfig":
         """Check every setting; raise a one-line UsageError (exit 4) naming the bad one."""
         _check_privacy(self)
         _check_training(self)
+        _check_canaries(self)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,3 +104,20 @@ def _check_training(cfg: TrainConfig) -> None:
         raise _bad("--optimizer", f"unknown optimizer {cfg.optimizer!r}", "use adamw or sgd")
     if cfg.device not in ("cpu", "cuda", "auto"):
         raise _bad("--device", f"unknown device {cfg.device!r}", "use cpu, cuda or auto")
+
+
+def _check_canaries(cfg: TrainConfig) -> None:
+    """--audit-canaries: a non-negative count, and a secret kept outside the model folder."""
+    from pathlib import Path
+
+    if int(cfg.audit_canaries) < 0:
+        raise _bad("--audit-canaries", f"{cfg.audit_canaries} is negative",
+                   "pass a count such as 1000, or 0 for none")
+    if int(cfg.audit_canary_tokens) < 1:
+        raise _bad("--audit-canary-tokens", f"{cfg.audit_canary_tokens} is not positive",
+                   "pass e.g. 8")
+    if cfg.audit_canaries and cfg.audit_secret:
+        out, secret = Path(cfg.output).resolve(), Path(cfg.audit_secret).resolve()
+        if secret == out or out in secret.parents:
+            raise _bad("--audit-secret", "the secret would be written inside the model folder",
+                       "write it elsewhere (default: <out>.audit-secret.json beside the folder)")

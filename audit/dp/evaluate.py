@@ -34,7 +34,7 @@ def evaluate(model: Any, dataset: Any, task: str, cfg: TrainConfig) -> dict[str,
     """Metrics on the held-out set (empty dict when there is none)."""
     if dataset is None or len(dataset) == 0:
         return {}
-    from audit.dp.loop import resolve_device
+    from audit.dp.steps import resolve_device
 
     loss, preds = per_example_losses(model, dataset, task, max(cfg.physical_batch_size, 32),
                                      resolve_device(cfg.device))

@@ -101,3 +101,54 @@ def read_ledger(path: str | Path) -> dict[str, Any]:
         raise usage(str(path), ", ".join(missing), "missing from the ledger",
                     "re-create it with `audit train-dp`")
     return data
+
+
+def consistency_problems(ledger: dict[str, Any]) -> list[str]:
+    """Where the ledger's accountant history disagrees with the numbers it displays.
+
+    The history [(noise multiplier, sample rate, steps), ...] is what epsilon is computed from;
+    each entry must show the displayed noise multiplier and sample rate, their steps must add up
+    to the displayed steps, and the sample rate must be the one the sample size implies:
+    q = 1/ceil(N/B) for N examples (``dataset.sampling_population``, else ``dataset.size``) and
+    logical batch size B, with ``epochs`` x ceil(N/B) steps and an expected batch of int(n q).
+    An empty list means every cross-check passed.
+    """
+    import math
+
+    history = ledger.get("accountant_history") or []
+    if not history:
+        return ["the ledger holds no accountant history, so its epsilon cannot be re-derived"]
+    sigma, rate, steps = (ledger.get(k) for k in ("noise_multiplier", "sample_rate", "steps"))
+    if sigma is None or rate is None or steps is None:
+        return ["the ledger does not display its noise multiplier, sample rate and steps"]
+    out = []
+    for s, q, _ in history:
+        if not math.isclose(float(s), float(sigma), rel_tol=1e-9):
+            out.append(f"history noise multiplier {s:g} != displayed {sigma:g}")
+        if not math.isclose(float(q), float(rate), rel_tol=1e-9):
+            out.append(f"history sample rate {q:g} != displayed {rate:g}")
+    if sum(int(h[2]) for h in history) != int(steps):
+        out.append(f"history steps {sum(int(h[2]) for h in history)} != displayed {steps}")
+    return out + _sample_size_problems(ledger, float(rate), int(steps))
+
+
+def _sample_size_problems(ledger: dict[str, Any], rate: float, steps: int) -> list[str]:
+    import math
+
+    data = ledger.get("dataset") or {}
+    size = data.get("size")
+    population = data.get("sampling_population") or size
+    batch, epochs = ledger.get("logical_batch_size"), ledger.get("epochs")
+    if not population or not batch or not epochs:
+        return ["the ledger lacks the sample size, logical batch size or epochs needed to check "
+                "its sample rate"]
+    per_epoch = max(1, math.ceil(int(population) / int(batch)))
+    out = []
+    if not math.isclose(rate, 1.0 / per_epoch, rel_tol=1e-9):
+        out.append(f"sample rate {rate:g} != 1/ceil({population}/{batch}) = {1.0 / per_epoch:g}")
+    if steps != int(epochs) * per_epoch:
+        out.append(f"steps {steps} != {epochs} epochs x {per_epoch} batches")
+    expected = ledger.get("expected_batch_size")
+    if size and expected is not None and int(int(size) * rate) != int(expected):
+        out.append(f"expected batch size {expected} != int({size} x {rate:g})")
+    return out

@@ -22,6 +22,8 @@ from typing import Any, Callable
 import numpy as np
 
 from audit.dp.config import TrainConfig
+from audit.dp.plain import train_plain
+from audit.dp.private import train_private
 
 
 @dataclass
@@ -59,15 +61,20 @@ def _poisson_sampler_class() -> type:
     return RecordingPoissonSampler
 
 
-def make_loader(dataset: Any, batch_size: int, seed: int) -> tuple[Any, Any, float]:
-    """A DataLoader of Poisson batches (seeded) and its sampler; returns (loader, sampler, q)."""
+def make_loader(dataset: Any, batch_size: int, seed: int, population: int | None = None,
+                ) -> tuple[Any, Any, float]:
+    """A DataLoader of Poisson batches (seeded) and its sampler; returns (loader, sampler, q).
+
+    The rate is 1/ceil(N/B) with N = ``population`` (default: the dataset's size); with audit
+    canaries N counts every canary, so the rate does not depend on which were included.
+    """
     import torch
     from opacus.data_loader import wrap_collate_with_empty
     from torch.utils.data import DataLoader
     from torch.utils.data._utils.collate import default_collate
 
     n = len(dataset)
-    steps = max(1, math.ceil(n / batch_size))
+    steps = max(1, math.ceil((population or n) / batch_size))
     rate = 1.0 / steps
     sampler = _poisson_sampler_class()(num_samples=n, sample_rate=rate, steps=steps,
                                        generator=torch.Generator().manual_seed(seed))
@@ -75,25 +82,6 @@ def make_loader(dataset: Any, batch_size: int, seed: int) -> tuple[Any, Any, flo
                         collate_fn=wrap_collate_with_empty(collate_fn=default_collate),
                         generator=torch.Generator().manual_seed(seed + 1))
     return loader, sampler, rate
-
-
-def resolve_device(name: str) -> str:
-    """``cuda`` when asked for (or ``auto`` and available), else ``cpu``."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
-def make_optimizer(model: Any, cfg: TrainConfig) -> Any:
-    """AdamW or plain SGD over the trainable parameters."""
-    import torch
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr)
-    return torch.optim.AdamW(params, lr=cfg.lr)
 
 
 def freeze_embeddings(model: Any) -> None:
@@ -128,33 +116,21 @@ def run_loop(cfg: TrainConfig, prep: Any, say: Callable[[str], None],
     if cfg.freeze_embeddings:
         freeze_embeddings(prep.model)
     n = len(prep.train_set)
-    delta = cfg.delta if cfg.delta is not None else default_delta(n)
+    population = getattr(prep, "population", 0) or n
+    delta = cfg.delta if cfg.delta is not None else default_delta(population)
     if cfg.delta is not None and cfg.delta >= 1.0 / n:
         say(f"warning: delta {cfg.delta:g} >= 1/n = {1.0 / n:g}: the guarantee allows "
             "leaking a whole example")
-    loader, sampler, rate = make_loader(prep.train_set, cfg.batch_size, cfg.seed)
+    loader, sampler, rate = make_loader(prep.train_set, cfg.batch_size, cfg.seed, population)
     trainable = sum(p.numel() for p in prep.model.parameters() if p.requires_grad)
     if cfg.no_dp:
-        from audit.dp.plain import train_plain
-
         result = train_plain(cfg, prep, loader, rate, hooks)
     else:
-        from audit.dp.private import train_private
-
         result = train_private(cfg, prep, loader, delta, say, hooks)
-    order = [[int(prep.train_rows[i]) for i in batch] for batch in sampler.record]
+    rows = getattr(prep, "row_ids", None) or [int(r) for r in prep.train_rows]
+    order = [[rows[i] for i in batch] for batch in sampler.record]
     from audit.dp.ledger import sha256_json
 
     return LoopState(delta=delta, sample_rate=rate, expected_batch_size=int(n * rate),
                      data_order_sha256=sha256_json(order), trainable_parameters=trainable,
                      **result)
-
-
-def epoch_metrics(losses: list[float], counts: list[int], samples: int, seconds: float,
-                  ) -> dict[str, Any]:
-    """Train loss of the last epoch (example-weighted) and throughput."""
-    total = float(np.sum(counts)) if counts else 0.0
-    loss = float(np.dot(losses, counts) / total) if total else None
-    return {"train_loss_last_epoch": None if loss is None else round(loss, 6),
-            "train_samples": int(samples),
-            "train_samples_per_s": round(samples / seconds, 3) if seconds > 0 else None}

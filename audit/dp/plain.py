@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 
 from audit.dp.config import TrainConfig
+from audit.dp.steps import epoch_metrics, make_optimizer, resolve_device
 
 
 def train_plain(cfg: TrainConfig, prep: Any, loader: Any, rate: float,
                 hooks: dict[str, Any]) -> dict[str, Any]:
     """Train ``prep.model`` without DP; returns the loop-state fields of a baseline run."""
-    from audit.dp.loop import epoch_metrics, make_optimizer, resolve_device
     from audit.dp.model import make_criterion
 
     device = resolve_device(cfg.device)

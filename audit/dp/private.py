@@ -6,6 +6,7 @@ import time
 from typing import Any, Callable
 
 from audit.dp.config import TrainConfig
+from audit.dp.steps import epoch_metrics, make_optimizer, resolve_device
 
 
 def _make_private(cfg: TrainConfig, model: Any, loader: Any, delta: float, mode: str,
@@ -14,7 +15,6 @@ def _make_private(cfg: TrainConfig, model: Any, loader: Any, delta: float, mode:
     import torch
     from opacus import PrivacyEngine
 
-    from audit.dp.loop import make_optimizer
     from audit.dp.model import make_criterion
 
     engine = PrivacyEngine(accountant=cfg.accountant)
@@ -38,7 +38,6 @@ def _make_private(cfg: TrainConfig, model: Any, loader: Any, delta: float, mode:
 def train_private(cfg: TrainConfig, prep: Any, loader: Any, delta: float,
                   say: Callable[[str], None], hooks: dict[str, Any]) -> dict[str, Any]:
     """Train ``prep.model`` with DP-SGD; returns the loop-state fields of a private run."""
-    from audit.dp.loop import resolve_device
     from audit.dp.modules import (choose_grad_sample_mode, fix_for_opacus,
                                   swap_conv1d_to_linear, swap_linear_to_conv1d)
 
@@ -62,8 +61,6 @@ def train_private(cfg: TrainConfig, prep: Any, loader: Any, delta: float,
     module.to_standard_module() if hasattr(module, "to_standard_module") else None
     swap_linear_to_conv1d(model, swapped)
     prep.model = model.to("cpu").eval()
-    from audit.dp.loop import epoch_metrics
-
     history = [[float(s), float(q), int(k)] for s, q, k in engine.accountant.history]
     return {"epsilon": float(engine.get_epsilon(delta)), "noise_multiplier":
             float(optimizer.noise_multiplier), "steps": int(sum(h[2] for h in history)),

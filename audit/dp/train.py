@@ -34,6 +34,7 @@ class TrainResult:
     ledger: dict[str, Any]
     metrics: dict[str, Any]
     messages: list[str] = field(default_factory=list)
+    secret: Path | None = None
 
 
 @dataclass
@@ -47,6 +48,9 @@ class _Prepared:
     eval_rows: np.ndarray
     data_sha256: dict[str, str]
     swapped: list[str]
+    row_ids: list[Any] = field(default_factory=list)
+    population: int = 0
+    canaries: Any = None
 
 
 def train(cfg: TrainConfig, log: Callable[[str], None] | None = None,
@@ -77,8 +81,10 @@ def train(cfg: TrainConfig, log: Callable[[str], None] | None = None,
     metrics = {"wall_time_s": round(wall, 3), **state.metrics,
                **evaluate(prep.model, prep.eval_set, prep.task, cfg)}
     ledger = _ledger(cfg, prep, state)
+    secret = _save_canaries(out, cfg, prep, ledger)
     _save(out, cfg, prep, ledger, metrics, messages)
-    return TrainResult(output=out, ledger=ledger, metrics=metrics, messages=messages)
+    return TrainResult(output=out, ledger=ledger, metrics=metrics, messages=messages,
+                       secret=secret)
 
 
 @contextlib.contextmanager
@@ -140,9 +146,40 @@ def _prepare(cfg: TrainConfig) -> _Prepared:
     if need_labels:
         _check_labels(model, source.labels, cfg)
     shas = {"train": source.sha256, "eval": evaluation.sha256}
-    return _Prepared(model=model, tokenizer=tokenizer, task=task, train_set=train_set,
+    prep = _Prepared(model=model, tokenizer=tokenizer, task=task, train_set=train_set,
                      eval_set=eval_set, train_rows=train_rows, eval_rows=eval_rows,
-                     data_sha256=shas, swapped=[])
+                     data_sha256=shas, swapped=[], row_ids=[int(r) for r in train_rows],
+                     population=len(train_rows))
+    if cfg.audit_canaries:
+        _add_canaries(cfg, prep)
+    return prep
+
+
+def _add_canaries(cfg: TrainConfig, prep: _Prepared) -> None:
+    """Draw the audit canaries and append the included ones to the training set.
+
+    The sampling population (which fixes the sample rate and the steps) is the base set plus
+    every canary, drawn or not, so the Poisson sample rate does not depend on the secret.
+    """
+    import torch
+    from torch.utils.data import TensorDataset
+
+    from audit.dp.canaries import canary_id, draw_canaries
+    from audit.dp.data import encode
+
+    labels = int(prep.model.config.num_labels) if prep.task == "classifier" else None
+    canaries = draw_canaries(prep.tokenizer, prep.task, cfg.audit_canaries,
+                             cfg.audit_canary_tokens, labels, cfg.seed)
+    chosen = np.flatnonzero(canaries.included)
+    texts = [canaries.texts[j] for j in chosen]
+    lab = [canaries.labels[j] for j in chosen] if canaries.labels is not None else None
+    if len(chosen):
+        extra = encode(prep.tokenizer, texts, lab, cfg.max_length, prep.task)
+        prep.train_set = TensorDataset(*(torch.cat([a, b]) for a, b in
+                                         zip(prep.train_set.tensors, extra.tensors)))
+    prep.row_ids += [canary_id(int(j)) for j in chosen]
+    prep.population = len(prep.train_rows) + cfg.audit_canaries
+    prep.canaries = canaries
 
 
 def _encode(tokenizer: Any, source: Any, rows: np.ndarray, cfg: TrainConfig, task: str) -> Any:
@@ -164,7 +201,7 @@ def _ledger(cfg: TrainConfig, prep: _Prepared, state: Any) -> dict[str, Any]:
     """The privacy ledger of a finished run (no timestamps: same seed, same bytes)."""
     from audit.dp.ledger import LEDGER_SCHEMA, library_versions
 
-    n = len(prep.train_rows)
+    n = len(prep.train_set)
     return {
         "schema": LEDGER_SCHEMA,
         "dp": not cfg.no_dp,
@@ -189,7 +226,8 @@ def _ledger(cfg: TrainConfig, prep: _Prepared, state: Any) -> dict[str, Any]:
         "dataset": {"path": str(cfg.data), "sha256": prep.data_sha256["train"], "size": n,
                     "eval_path": str(cfg.eval_data or cfg.data),
                     "eval_sha256": prep.data_sha256["eval"], "eval_size": len(prep.eval_rows),
-                    "train_rows_sha256": _rows_sha(prep.train_rows)},
+                    "train_rows_sha256": _rows_sha(prep.train_rows),
+                    "sampling_population": prep.population},
         "data_order_sha256": state.data_order_sha256,
         "seed": cfg.seed,
         "model": {"base": str(cfg.model), "task": prep.task,
@@ -202,6 +240,19 @@ def _rows_sha(rows: np.ndarray) -> str:
     from audit.dp.ledger import sha256_json
 
     return sha256_json([int(r) for r in rows])
+
+
+def _save_canaries(out: Path, cfg: TrainConfig, prep: _Prepared,
+                   ledger: dict[str, Any]) -> Path | None:
+    """Write the canary file and the secret; record their commitments in the ledger."""
+    if prep.canaries is None:
+        ledger["audit_canaries"] = None
+        return None
+    from audit.dp.canaries import default_secret_path, write_canaries
+
+    secret = Path(cfg.audit_secret) if cfg.audit_secret else default_secret_path(out)
+    ledger["audit_canaries"] = write_canaries(prep.canaries, out, secret)
+    return secret
 
 
 def _save(out: Path, cfg: TrainConfig, prep: _Prepared, ledger: dict[str, Any],

@@ -51,6 +51,7 @@ def card_view(run: RunResult) -> dict[str, Any]:
         "limitations": limitations(checks),
         "citations": sorted({c.method.citation for c in checks if c.method and c.method.citation}),
         "compute": compute_view(run),
+        "privacy": privacy_lines(checks),
     }
 
 
@@ -161,6 +162,37 @@ def _gate(g: Any) -> str:
         return DASH
     op = "\u2264" if g.op == "max" else "\u2265"
     return f"{'pass' if g.passed else 'FAIL'} ({op} {fmt_num(g.threshold)})"
+
+
+def privacy_lines(checks: list[CheckResult]) -> list[str]:
+    """The differential-privacy statements a card can make: the ledger's epsilon (dp_guarantee)
+    and the one-run audit's lower bound next to it (dp_audit), each only where that check ran."""
+    out = []
+    for c in checks:
+        if c.check == "dp_guarantee" and c.status not in ("skipped", "error"):
+            eps, delta = c.metric("epsilon"), c.metric("delta")
+            out.append(f"Differential privacy ({c.id}): " + (
+                f"DP-SGD with epsilon = {fmt_num(eps.value)} at delta = "
+                f"{fmt_num(delta.value if delta else None)} (privacy ledger, verified)"
+                if eps and eps.value is not None else
+                "no DP guarantee (epsilon undefined: no ledger, non-private, or inconsistent)"))
+        if c.check == "dp_audit" and c.status not in ("skipped", "error"):
+            lb, led = c.metric("epsilon_lb"), c.metric("epsilon_ledger")
+            if not lb or lb.value is None:
+                out.append(f"Empirical privacy audit ({c.id}): not possible (see findings)")
+                continue
+            m, r, v = (c.metric(n) for n in ("canaries", "guesses", "correct_guesses"))
+            conf = float(c.params.get("confidence") or 0.95)
+            claim = fmt_num(led.value) if led and led.value is not None else "none (no DP claim)"
+            verdict = ("VIOLATED: the model leaks more than the ledger claims"
+                       if led and led.value is not None and lb.value > led.value else
+                       "no violation found")
+            out.append(f"Empirical privacy audit ({c.id}): epsilon lower bound {fmt_num(lb.value)} "
+                       f"({conf:.0%} one-run audit, {fmt_num(v.value if v else None)} of "
+                       f"{fmt_num(r.value if r else None)} guesses correct on "
+                       f"{fmt_num(m.value if m else None)} canaries) vs ledger epsilon {claim}: "
+                       f"{verdict}")
+    return out
 
 
 def compute_view(run: RunResult) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from audit.results import Figure, Finding, Metric
 NAME = "dp_guarantee"
 LEDGER_ROWS = ("dp", "epsilon", "delta", "delta_rule", "accountant", "target_epsilon",
                "noise_multiplier", "max_grad_norm", "sample_rate", "sampling", "steps", "epochs",
-               "logical_batch_size", "physical_batch_size", "grad_sample_mode", "seed",
-               "data_order_sha256")
+               "logical_batch_size", "expected_batch_size", "physical_batch_size",
+               "grad_sample_mode", "seed", "data_order_sha256")
 
 
 class DPGuaranteeParams(BaseModel):
@@ -39,9 +39,12 @@ def dp_guarantee(ctx: Any, params: DPGuaranteeParams) -> CheckOutput:
     Method: reads `privacy_ledger.json` (written by `audit train-dp`) from the audited model's
     folder or the `ledger` parameter. Reports epsilon (lower is better; undefined, so any epsilon
     gate fails, when the model was trained without DP or has no ledger), delta, delta x n, the
-    noise multiplier, and the utility numbers recorded beside the ledger. With `verify`, epsilon
-    is recomputed from the ledger's accountant history (noise multiplier, sample rate, steps)
-    with a fresh Opacus accountant and must match to `tolerance`.
+    noise multiplier, and the utility numbers recorded beside the ledger. With `verify`, the
+    ledger's accountant history must agree with the noise multiplier, sample rate and steps it
+    displays, and the sample rate with its sample size (q = 1/ceil(N/B), epochs x ceil(N/B)
+    steps); epsilon is then recomputed from that history with a fresh Opacus accountant and must
+    match to `tolerance`. Any mismatch makes epsilon undefined (so an epsilon gate fails) with a
+    critical finding.
     Citation: Abadi et al. 2016, "Deep Learning with Differential Privacy" (DP-SGD); Mironov
     2017, "Renyi Differential Privacy"; Gopi et al. 2021, "Numerical Composition of Differential
     Privacy" (PRV accountant); Yousefpour et al. 2021, "Opacus".
@@ -99,13 +102,17 @@ def _guarantee_metrics(ledger: dict[str, Any], params: DPGuaranteeParams,
                        ) -> tuple[list[Metric], list[Finding]]:
     eps, delta = float(ledger["epsilon"]), float(ledger["delta"])
     n = int((ledger.get("dataset") or {}).get("size") or 0)
-    metrics = [Metric(name="epsilon", value=eps, higher_is_better=False,
-                      description=f"({ledger.get('accountant')} accountant) at delta={delta:g}"),
+    checks_m, checks_f, broken = _verify(ledger, eps, delta, params.tolerance) \
+        if params.verify else ([], [Finding(severity="warning", message=(
+            "verify is off: the ledger's epsilon is reported as written, unchecked."))], False)
+    metrics = [Metric(name="epsilon", value=None if broken else eps, higher_is_better=False,
+                      description=f"({ledger.get('accountant')} accountant) at delta={delta:g}"
+                      + ("; undefined: the ledger is inconsistent" if broken else "")),
                Metric(name="delta", value=delta, higher_is_better=False),
-               Metric(name="dp_guaranteed", value=1.0, higher_is_better=True),
-               Metric(name="noise_multiplier", value=float(ledger["noise_multiplier"]),
+               Metric(name="dp_guaranteed", value=0.0 if broken else 1.0, higher_is_better=True),
+               Metric(name="noise_multiplier", value=_float(ledger.get("noise_multiplier")),
                       higher_is_better=True)]
-    findings = [Finding(severity="info", message=(
+    findings = [] if broken else [Finding(severity="info", message=(
         f"Trained with DP-SGD: ({eps:.3g}, {delta:.2g})-DP by the {ledger.get('accountant')} "
         f"accountant; noise multiplier {ledger['noise_multiplier']:.4g}, clip norm "
         f"{ledger['max_grad_norm']}, sample rate {ledger['sample_rate']:.4g}, "
@@ -117,32 +124,42 @@ def _guarantee_metrics(ledger: dict[str, Any], params: DPGuaranteeParams,
             findings.append(Finding(severity="warning", message=(
                 f"delta = {delta:g} >= 1/n (n = {n}): the guarantee permits leaking a whole "
                 "training example with non-negligible probability.")))
-    if params.verify:
-        metrics_v, findings_v = _verify(ledger, eps, delta, params.tolerance)
-        metrics += metrics_v
-        findings += findings_v
-    return metrics, findings
+    return metrics + checks_m, findings + checks_f
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _verify(ledger: dict[str, Any], eps: float, delta: float, tolerance: float,
-            ) -> tuple[list[Metric], list[Finding]]:
-    from audit.dp.ledger import epsilon_from_history
+            ) -> tuple[list[Metric], list[Finding], bool]:
+    """Cross-check the history against the displayed numbers, then recompute epsilon from it;
+    returns (metrics, findings, broken). Any mismatch makes epsilon undefined."""
+    from audit.dp.ledger import consistency_problems, epsilon_from_history
 
-    history = ledger.get("accountant_history") or []
-    if not history or ledger.get("accountant") not in ("rdp", "prv"):
-        return [], [Finding(severity="warning", message="The ledger holds no accountant history; "
-                            "its epsilon cannot be re-derived.")]
-    recomputed = epsilon_from_history([tuple(h) for h in history], delta, ledger["accountant"])
+    problems = consistency_problems(ledger)
+    if ledger.get("accountant") not in ("rdp", "prv"):
+        problems.append(f"unknown accountant {ledger.get('accountant')!r}")
+    if problems:
+        return [Metric(name="epsilon_recomputation_error", value=None, higher_is_better=False,
+                       description="not computed: the ledger is inconsistent")], [Finding(
+            severity="critical", message=(
+                "The ledger is inconsistent, so its epsilon is undefined: " + "; ".join(problems)
+                + "."))], True
+    history = [tuple(h) for h in ledger["accountant_history"]]
+    recomputed = epsilon_from_history(history, delta, ledger["accountant"])
     error = abs(recomputed - eps)
     metric = Metric(name="epsilon_recomputation_error", value=error, higher_is_better=False,
                     description="|epsilon recomputed from the ledger's history - recorded|")
     if error > tolerance:
         return [metric], [Finding(severity="critical", message=(
             f"The recorded epsilon {eps:.6g} does not match {recomputed:.6g} recomputed from "
-            "the ledger's own history: the ledger is inconsistent."))]
+            "the ledger's own history: the ledger is inconsistent, so its epsilon is "
+            "undefined."))], True
     return [metric], [Finding(severity="info", message=(
         f"Epsilon re-derived from the ledger's history with a fresh Opacus accountant: "
-        f"{recomputed:.6g} (matches to {tolerance:g})."))]
+        f"{recomputed:.6g} (matches to {tolerance:g}); the history agrees with the displayed "
+        "noise multiplier, sample rate, steps and sample size."))], False
 
 
 def _utility(folder: Path) -> dict[str, Any]:
@@ -158,7 +175,10 @@ def _utility(folder: Path) -> dict[str, Any]:
 def _figures(ledger: dict[str, Any], utility: dict[str, Any], path: Path | None) -> list[Figure]:
     rows = [[key, _cell(ledger.get(key))] for key in LEDGER_ROWS if key in ledger]
     dataset = ledger.get("dataset") or {}
-    rows += [[f"dataset.{k}", _cell(dataset[k])] for k in ("size", "sha256") if k in dataset]
+    rows += [[f"dataset.{k}", _cell(dataset[k])] for k in ("size", "sampling_population",
+                                                           "sha256") if k in dataset]
+    if ledger.get("audit_canaries"):
+        rows.append(["audit_canaries.count", _cell(ledger["audit_canaries"].get("count"))])
     rows += [[f"versions.{k}", v] for k, v in (ledger.get("versions") or {}).items()]
     figures = [Figure(kind="table", title="Privacy ledger", data={"columns": ["field", "value"],
                                                                    "rows": rows},
