@@ -28,6 +28,8 @@ BUILTIN_CHECK_MODULES: dict[str, str] = {
     "template_bias": "audit.checks.bias.template_bias",
     "pair_preference": "audit.checks.bias.pair_preference",
     "embedding_association": "audit.checks.bias.embedding_association",
+    "qa_bias": "audit.checks.bias.qa_bias",
+    "stereoset": "audit.checks.bias.stereoset",
     "group_fairness": "audit.checks.fairness.group_fairness",
     "counterfactual_fairness": "audit.checks.fairness.counterfactual_fairness",
     "identity_term_auc": "audit.checks.fairness.identity_term_auc",
