@@ -31,6 +31,7 @@ BUILTIN_CHECK_MODULES: dict[str, str] = {
     "group_fairness": "audit.checks.fairness.group_fairness",
     "counterfactual_fairness": "audit.checks.fairness.counterfactual_fairness",
     "identity_term_auc": "audit.checks.fairness.identity_term_auc",
+    "decision_bias": "audit.checks.fairness.decision_bias",
     "verbatim_memorization": "audit.checks.privacy.verbatim_memorization",
     "canary_exposure": "audit.checks.privacy.canary_exposure",
     "pii_leakage": "audit.checks.privacy.pii_leakage",
