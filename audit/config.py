@@ -38,9 +38,9 @@ class Gate(_Strict):
 
 
 class ModelSpec(_Strict):
-    """How to load a model: adapter (hf, predictions, fake, sklearn) + path and options."""
+    """How to load a model: adapter (hf, predictions, fake, sklearn, responses) + path and options."""
 
-    adapter: Literal["hf", "predictions", "fake", "sklearn"] = "hf"
+    adapter: Literal["hf", "predictions", "fake", "sklearn", "responses"] = "hf"
     path: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
 

@@ -41,6 +41,8 @@ BUILTIN_CHECK_MODULES: dict[str, str] = {
     "shap_tabular": "audit.checks.explain.shap_tabular",
     "integrated_gradients": "audit.checks.explain.integrated_gradients",
     "attribution_faithfulness": "audit.checks.explain.attribution_faithfulness",
+    "refusal": "audit.checks.safety.refusal",
+    "generation_bias": "audit.checks.bias.generation_bias",
 }
 
 # Light metadata so `audit list` needs no heavy import: name -> (area, needs, summary).
