@@ -14,7 +14,7 @@ import numpy as np
 class CheckContext:
     """The model, randomness, paths and switches a check may use.
 
-    - ``model``: the adapter the check runs against (see ``audit.models.base``).
+    - ``model``: the adapter the check runs against (see ``audit.models.capabilities``).
     - ``models``: every loaded adapter by alias (a check may name a second, e.g. a reference LM).
     - ``rng``: a numpy Generator seeded from the run seed and the check id (same seed, same run).
     - ``base_dir``: the suite file's folder; relative data paths in params resolve against it.

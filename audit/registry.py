@@ -60,7 +60,7 @@ class CheckSpec:
     """A registered check: its function, parameter model, area and capability needs.
 
     ``requires`` is a list of alternatives: the check runs when the adapter has every capability
-    of at least one set (e.g. ``[{"pseudo_log_likelihood"}, {"sequence_log_prob"}]``).
+    of at least one set (e.g. ``[{"tokenize", "masked_log_probs"}, {"sequence_log_prob"}]``).
     """
 
     name: str

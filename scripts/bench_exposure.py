@@ -4,7 +4,7 @@
         [--device cpu|cuda] [--dtype float32|bfloat16] [--loop-sample 300] [--batch-size 256]
 
 The space is "my pin code is " + every ``digits``-digit secret (10^digits candidates). The batched
-path is ``audit.checks.privacy.lm_scoring.score_texts`` (one forward pass per distinct parent
+path is the transformers adapter's ``sequence_log_prob`` (``audit.models.hf_scoring``) (one forward pass per distinct parent
 sequence, exact); the baseline runs one forward pass per candidate on a random sample of
 ``--loop-sample`` candidates and extrapolates to the whole space. Both run in the same process on
 the same model; the script also checks that both give the same scores on the sample. Timing does
@@ -47,15 +47,6 @@ def build_model(args: argparse.Namespace):
     return model.to(args.device).eval(), tok
 
 
-class _Adapter:
-    """The minimal adapter surface score_texts needs."""
-
-    capabilities = frozenset({"torch_module", "sequence_log_prob"})
-
-    def __init__(self, model, tok, device: str, batch_size: int):
-        self.torch_module, self.tokenizer, self.device, self.batch_size = model, tok, device, batch_size
-
-
 def _sync(device: str) -> None:
     import torch
 
@@ -67,25 +58,28 @@ def run(args: argparse.Namespace) -> dict:
     """Time both paths and return the figures."""
     import torch
 
-    from audit.checks.privacy.lm_scoring import score_one_at_a_time, score_texts, tokenize
+    from audit.models.hf import HFAdapter
+    from audit.models.hf_scoring import causal_one_at_a_time
 
     torch.set_num_threads(args.threads)
     model, tok = build_model(args)
     n = 10 ** args.digits
     texts = [f"my pin code is {i:0{args.digits}d}" for i in range(n)]
-    adapter = _Adapter(model, tok, args.device, args.batch_size // 4)
-    score_texts(adapter, texts[:2000], batch_size=args.batch_size)  # warm-up
+    adapter = HFAdapter(alias="bench", source="bench", kind="causal_lm", model=model, tokenizer=tok,
+                        device=args.device, batch_size=max(1, args.batch_size // 16),
+                        max_length=None, gguf_file=None)
+    adapter.sequence_log_prob(texts[:2000])  # warm-up
     _sync(args.device)
     t0 = time.perf_counter()
-    batched = score_texts(adapter, texts, batch_size=args.batch_size)
+    batched = adapter.sequence_log_prob(texts)
     _sync(args.device)
     t_batched = time.perf_counter() - t0
     sample = np.random.default_rng(0).choice(n, size=min(args.loop_sample, n), replace=False)
-    rows = tokenize(tok, [texts[i] for i in sample])
-    score_one_at_a_time(model, rows[:5], args.device)  # warm-up
+    rows, _ = adapter._scoring_rows([texts[i] for i in sample])
+    causal_one_at_a_time(model, rows[:5], args.device)  # warm-up
     _sync(args.device)
     t0 = time.perf_counter()
-    single = score_one_at_a_time(model, rows, args.device)
+    single = np.array([lp.sum() for lp in causal_one_at_a_time(model, rows, args.device)])
     _sync(args.device)
     t_loop = (time.perf_counter() - t0) / len(rows) * n
     return {"space": n, "device": args.device, "dtype": args.dtype,
@@ -105,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     ap.add_argument("--loop-sample", type=int, default=300)
-    ap.add_argument("--batch-size", type=int, default=256, help="parent sequences per pass")
+    ap.add_argument("--batch-size", type=int, default=256,
+                    help="parent sequences per forward pass (the adapter's batch size x 16)")
     ap.add_argument("--threads", type=int, default=1,
                     help="CPU threads (1 is fastest on a shared machine)")
     args = ap.parse_args(argv)

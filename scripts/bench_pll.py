@@ -4,7 +4,7 @@
 Model: BERT-base size (BertConfig() defaults: 12 layers, hidden 768, vocab 30,522) with random,
 seeded weights, and the bert-base-uncased WordPiece vocabulary that ships with the offline
 all-MiniLM-L6-v2 encoder. Data: CrowS-Pairs sentence pairs (the first --pairs of a seeded shuffle).
-Batched: every masked copy of every sentence through ``run_mask_jobs`` (length-bucketed batches).
+Batched: every masked copy of every sentence through the adapter's ``masked_log_probs`` (``audit.models.hf_scoring``) (length-bucketed batches).
 Loop: the reference way (nyu-mll/crows-pairs metric.py): one forward pass per masked copy; with
 ``--loop-sample K`` only K seeded copies are run and the loop's total is extrapolated per copy.
 Prints both times, the per-copy speed-up and the largest score difference on the shared copies.
@@ -93,7 +93,9 @@ def main() -> int:
     import numpy as np
     import torch
 
-    from audit.checks.bias.scoring import pair_jobs, run_mask_jobs
+    from audit.checks.bias.scoring import build_pair_jobs
+    from audit.models.hf import HFAdapter
+    from audit.models.hf_scoring import masked_log_probs
 
     torch.set_num_threads(args.threads)
     data = Path(args.data)
@@ -105,14 +107,16 @@ def main() -> int:
     rng = np.random.default_rng(args.seed)
     chosen = [pairs[i] for i in rng.permutation(len(pairs))[:args.pairs]]
     model, tok = build(args.device, args.seed, args.tokenizer)
-    jobs = [j for p in chosen for side in pair_jobs(tok, p["sent_more"], p["sent_less"], "crows")
-            for j in side]
+    adapter = HFAdapter(alias="bench", source="bench", kind="masked_lm", model=model, tokenizer=tok,
+                        device=args.device, batch_size=args.batch_size, max_length=None,
+                        gguf_file=None)
+    jobs, _ = build_pair_jobs(adapter, [(p["sent_more"], p["sent_less"]) for p in chosen], "crows")
     sample = np.arange(len(jobs)) if args.loop_sample <= 0 else np.sort(
         rng.choice(len(jobs), min(args.loop_sample, len(jobs)), replace=False))
-    run_mask_jobs(model, jobs[:8], tok.mask_token_id, tok.pad_token_id, 8, device=args.device)
+    masked_log_probs(model, jobs[:8], tok.mask_token_id, tok.pad_token_id, 8, device=args.device)
     t0 = time.perf_counter()
-    batched = run_mask_jobs(model, jobs, tok.mask_token_id, tok.pad_token_id, args.batch_size,
-                            device=args.device)
+    batched = masked_log_probs(model, jobs, tok.mask_token_id, tok.pad_token_id, args.batch_size,
+                               device=args.device)
     t_batched = time.perf_counter() - t0
     t0 = time.perf_counter()
     looped = loop_scores(model, tok, [jobs[i] for i in sample], args.device)

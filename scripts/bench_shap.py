@@ -147,7 +147,7 @@ def main() -> int:
     adapter = load_hf(str(resolve_model(args.model)))
     texts = pick_texts(args.n, args.max_words, args.seed)
     if args.max_tokens:
-        texts = [truncate_text(t, adapter.tokenizer, args.max_tokens)[0] for t in texts]
+        texts = [truncate_text(t, adapter, args.max_tokens)[0] for t in texts]
     report = {"model": args.model, "texts": len(texts), "max_evals": args.max_evals,
               "threads": args.threads}
     if args.per_method:

@@ -1,4 +1,5 @@
-"""Batched masked-LM scoring (audit/checks/bias/scoring.py) against plain one-at-a-time loops."""
+"""Masked-LM pair scoring (audit/checks/bias/scoring.py builders + the transformers adapter's
+batched ``masked_log_probs``) against plain one-at-a-time loops written like the references."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import difflib
 import numpy as np
 import pytest
 
-from audit.checks.bias.scoring import (Encoded, MaskJob, pair_jobs, run_mask_jobs,
-                                       score_pairs_mlm, shared_positions, word_l2r_jobs)
+from audit.checks.bias.scoring import (MaskJob, build_pair_jobs, score_pairs_mlm,
+                                       shared_positions, word_l2r_jobs)
+from audit.models.capabilities import TokenizedText
 
 PAIRS = [
     ("the black man was lazy .", "the white man was lazy ."),
@@ -26,10 +28,17 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def mlm(tiny_mlm_dir):
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
+    """(adapter, raw torch model, raw tokenizer): the adapter is what the checks use; the raw
+    model and tokenizer serve only the independent reference loops."""
+    from audit.models.hf import load_hf
 
-    return (AutoModelForMaskedLM.from_pretrained(str(tiny_mlm_dir)).eval(),
-            AutoTokenizer.from_pretrained(str(tiny_mlm_dir)))
+    adapter = load_hf(str(tiny_mlm_dir), batch_size=5)
+    return adapter, adapter.torch_module, adapter.tokenizer
+
+
+def _encoded(ids, special, words):
+    return TokenizedText(text="", ids=tuple(ids), offsets=tuple((0, 0) for _ in ids),
+                         special=tuple(special), word_ids=tuple(words))
 
 
 def _reference_crows_score(model, tok, sent1: str, sent2: str) -> tuple[float, float]:
@@ -65,8 +74,8 @@ def _reference_crows_score(model, tok, sent1: str, sent2: str) -> tuple[float, f
 def test_batched_crows_score_equals_one_mask_at_a_time_loop(mlm):
     """Independent reference: a plain loop written like the CrowS-Pairs metric.py (one forward
     pass per masked token); the batched, length-bucketed, padded version must agree to 1e-5."""
-    model, tok = mlm
-    batched = score_pairs_mlm(model, tok, PAIRS, "crows", batch_size=5)
+    adapter, model, tok = mlm
+    batched = score_pairs_mlm(adapter, PAIRS, "crows")
     loop = np.array([_reference_crows_score(model, tok, a, b) for a, b in PAIRS])
     assert batched.shape == (len(PAIRS), 2)
     assert np.max(np.abs(batched - loop)) < 1e-5
@@ -77,8 +86,8 @@ def test_batched_full_pll_equals_loop(mlm):
     token, one forward pass each."""
     import torch
 
-    model, tok = mlm
-    batched = score_pairs_mlm(model, tok, PAIRS[:3], "pll", batch_size=7)
+    adapter, model, tok = mlm
+    batched = score_pairs_mlm(adapter, PAIRS[:3], "pll")
     for k, (a, b) in enumerate(PAIRS[:3]):
         for col, text in enumerate((a, b)):
             ids = tok(text, return_tensors="pt")["input_ids"]
@@ -93,17 +102,15 @@ def test_batched_full_pll_equals_loop(mlm):
 
 def test_shared_positions_follow_difflib_equal_opcodes_without_specials():
     """Hand case: [CLS] a b c [SEP] vs [CLS] a x c [SEP] share a and c (positions 1 and 3)."""
-    a = Encoded(ids=[2, 10, 11, 12, 3], special=[True, False, False, False, True],
-                word_ids=[None, 0, 1, 2, None])
-    b = Encoded(ids=[2, 10, 20, 12, 3], special=[True, False, False, False, True],
-                word_ids=[None, 0, 1, 2, None])
+    a = _encoded([2, 10, 11, 12, 3], [True, False, False, False, True], [None, 0, 1, 2, None])
+    b = _encoded([2, 10, 20, 12, 3], [True, False, False, False, True], [None, 0, 1, 2, None])
     assert shared_positions(a, b) == ([1, 3], [1, 3])
 
 
 def test_word_l2r_masks_later_tokens_of_the_same_word():
     """Kauf & Ivanova (2023) PLL-word-l2r, hand case: word 0 = tokens 1-3, word 1 = token 4."""
-    enc = Encoded(ids=[2, 5, 6, 7, 8, 3], special=[True, False, False, False, False, True],
-                  word_ids=[None, 0, 0, 0, 1, None])
+    enc = _encoded([2, 5, 6, 7, 8, 3], [True, False, False, False, False, True],
+                   [None, 0, 0, 0, 1, None])
     masks = [job.mask for job in word_l2r_jobs(enc)]
     assert masks == [(1, 2, 3), (2, 3), (3,), (4,)]
     assert [job.score for job in word_l2r_jobs(enc)] == [(1,), (2,), (3,), (4,)]
@@ -111,16 +118,38 @@ def test_word_l2r_masks_later_tokens_of_the_same_word():
 
 def test_word_l2r_equals_pll_for_a_word_level_tokenizer(mlm):
     """With one token per word no extra tokens are masked, so word-l2r must equal full PLL."""
-    model, tok = mlm
-    np.testing.assert_allclose(score_pairs_mlm(model, tok, PAIRS[:2], "pll_word_l2r"),
-                               score_pairs_mlm(model, tok, PAIRS[:2], "pll"), atol=1e-6)
+    adapter = mlm[0]
+    np.testing.assert_allclose(score_pairs_mlm(adapter, PAIRS[:2], "pll_word_l2r"),
+                               score_pairs_mlm(adapter, PAIRS[:2], "pll"), atol=1e-6)
 
 
-def test_run_mask_jobs_batch_size_does_not_change_scores(mlm):
-    """Same jobs, batch sizes 1 and 64: padding and bucketing must not change any score."""
-    model, tok = mlm
-    jobs = [j for a, b in PAIRS for side in pair_jobs(tok, a, b, "crows") for j in side]
-    one = run_mask_jobs(model, jobs, tok.mask_token_id, tok.pad_token_id, batch_size=1)
-    many = run_mask_jobs(model, jobs, tok.mask_token_id, tok.pad_token_id, batch_size=64)
-    assert np.max(np.abs(one - many)) < 1e-5
+def test_masked_log_probs_batching_does_not_change_scores(mlm):
+    """Same masked copies, batch sizes 1 and 64, against an unpadded one-copy-at-a-time full
+    forward pass (hf_scoring.masked_one_at_a_time): padding, bucketing and the LM-head row
+    selection must not change any score."""
+    from audit.models.hf_scoring import masked_log_probs, masked_one_at_a_time
+
+    adapter, model, tok = mlm
+    jobs, _ = build_pair_jobs(adapter, PAIRS, "crows")
+    one = masked_log_probs(model, jobs, tok.mask_token_id, tok.pad_token_id, batch_size=1)
+    many = masked_log_probs(model, jobs, tok.mask_token_id, tok.pad_token_id, batch_size=64)
+    plain = masked_one_at_a_time(model, jobs, tok.mask_token_id)
     assert isinstance(jobs[0], MaskJob) and len(jobs) > 20
+    assert np.max(np.abs(one - plain)) < 1e-5 and np.max(np.abs(many - plain)) < 1e-5
+
+
+def test_pair_scores_through_a_mock_adapter_follow_the_builders():
+    """The check-side code needs only tokenize + masked_log_probs: with a mock whose masked
+    log-prob is -1 per scored position, a CrowS score is minus the number of shared tokens
+    (hand count: 'the black man was lazy .' vs 'the white man was lazy .' share 5 words)."""
+    from audit.models.mock import MockAdapter, hashed_handler
+
+    def handler(call):
+        if call.method == "masked_log_probs":
+            return np.array([-float(len(r.score)) for r in call.args["requests"]])
+        return hashed_handler(call)
+
+    mock = MockAdapter(handler, kind="masked_lm")
+    scores = score_pairs_mlm(mock, PAIRS[:1], "crows")
+    np.testing.assert_array_equal(scores, [[-5.0, -5.0]])
+    assert mock.count("masked_log_probs") == 1

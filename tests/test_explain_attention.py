@@ -29,7 +29,10 @@ def tiny_gpt2(tiny_gpt2_dir):
 
 def test_attention_rows_sum_to_one_on_a_real_forward(tiny_encoder):
     """Softmax rows sum to 1: checked with numpy on the model's own attention tensor."""
-    tokens, att = tiny_encoder.attentions("the doctor is kind")
+    amap = tiny_encoder.attentions("the doctor is kind")
+    tokens, att = amap.tokens, amap.values
+    assert amap.special == [True, False, False, False, False, True]
+    assert amap.offsets[1:-1] == [(0, 3), (4, 10), (11, 13), (14, 18)]
     assert att.shape == (2, 4, len(tokens), len(tokens))
     np.testing.assert_allclose(att.sum(-1), 1.0, atol=1e-5)
 
@@ -57,7 +60,8 @@ def test_attention_check_causal_reads_last_token(tiny_gpt2):
     spec = get_check("attention")
     out = spec.fn(_ctx(tiny_gpt2), spec.params(texts=["the cat is happy"]))
     assert "last" in out.findings[0].message
-    tokens, att = tiny_gpt2.attentions("the cat is happy")
+    amap = tiny_gpt2.attentions("the cat is happy")
+    tokens, att = amap.tokens, amap.values
     eye = np.eye(len(tokens))
     mixed = [(0.5 * a.mean(0) + 0.5 * eye) for a in att]
     mixed = [m / m.sum(-1, keepdims=True) for m in mixed]
@@ -85,31 +89,39 @@ def test_runner_skips_attention_for_a_classifier_without_attentions(tmp_path):
     from audit.config import CheckConfig, Suite
     from audit.runner import RunOptions, run_suite
 
-    suite = Suite(name="t", models={"default": "fake:classifier"},
+    suite = Suite(name="t", models={"default": {"adapter": "fake", "options": {
+        "kind": "classifier", "capabilities": ["predict_proba", "embed"]}}},
                   checks=[CheckConfig(id="att", check="attention")])
     run = run_suite(suite, RunOptions(out_dir=tmp_path, quiet=True, render=False))
     result = run.check("att")
     assert result.status == "skipped" and "attentions" in (result.skip_reason or "")
 
 
-class SinkModel:
+def sink_model():
     """Every query attends only to the first token (6 layers, 2 heads): an attention sink."""
+    from audit.models.capabilities import AttentionMap
+    from tests.mock_models import scripted
 
-    kind = "causal_lm"
-    capabilities = frozenset({"attentions"})
-
-    def attentions(self, text: str):
+    def attentions(call):
+        text = call.args["text"]
         tokens = text.split()
         att = np.zeros((6, 2, len(tokens), len(tokens)))
         att[..., 0] = 1.0
-        return tokens, att
+        offsets, pos = [], 0
+        for t in tokens:
+            start = text.index(t, pos)
+            offsets.append((start, start + len(t)))
+            pos = start + len(t)
+        return AttentionMap(tokens=tokens, values=att, offsets=offsets, special=[False] * len(tokens))
+
+    return scripted({"attentions": attentions}, kind="causal_lm", capabilities={"attentions"})
 
 
 def test_attention_sink_is_reported():
     """Hand derivation: with A = all mass on token 0 and residual 0.5, the last row of the
     rollout puts 1 - 0.5**6 = 0.984 on token 0, so the sink warning fires."""
     spec = get_check("attention")
-    out = spec.fn(_ctx(SinkModel()), spec.params(texts=["a b c d e"]))
+    out = spec.fn(_ctx(sink_model()), spec.params(texts=["a b c d e"]))
     fig = [f for f in out.figures if f.kind == "token_attributions"][0]
     assert fig.data["scores"][0] == pytest.approx(1 - 0.5 ** 6, abs=1e-4)
     assert any("attention sink" in f.message for f in out.findings)

@@ -22,14 +22,16 @@ def test_word_offsets_match_shap_simple_tokenizer(text):
 
 
 def test_segments_rejoin_to_the_text(tiny_classifier_dir):
-    """Segments (one per non-special token) concatenate back to the original text."""
-    from transformers import AutoTokenizer
+    """Segments (one per non-special token, from the adapter's tokenize) concatenate back to
+    the original text; reference count: the raw tokenizer's own ids."""
+    from audit.models.hf import load_hf
 
-    tok = AutoTokenizer.from_pretrained(str(tiny_classifier_dir))
+    model = load_hf(str(tiny_classifier_dir))
     text = "  the doctor, she is kind!"
-    segs = common.segments(text, tok)
+    segs = common.segments(text, model)
     assert "".join(segs) == text
-    assert len(segs) == len(tok(text, add_special_tokens=False)["input_ids"])
+    assert len(segs) == len(model.tokenizer(text, add_special_tokens=False)["input_ids"])
+    assert segs[:3] == ["  the ", "doctor", ", "]
 
 
 def test_truncation_to_max_tokens_warns_once(tiny_classifier_dir):

@@ -14,17 +14,18 @@ from audit.registry import get_check
 FILLER = "the a film was made in some city by people who like long walks and quiet evenings".split()
 
 
-class PlantedModel:
+def PlantedModel():  # noqa: N802 - reads like the class it replaced
     """p(pos) = 0.9 when the planted word is present, else 0.1: only one token matters.
     (Matched as a regex word: shap's masker glues "..." to the next word, e.g. "...excellent".)"""
+    from tests.mock_models import scripted
 
-    kind = "classifier"
-    capabilities = frozenset({"predict_proba"})
-    labels = ["neg", "pos"]
-
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        p = np.array([0.9 if re.search(r"\bexcellent\b", t.lower()) else 0.1 for t in texts])
+    def proba(call):
+        p = np.array([0.9 if re.search(r"\bexcellent\b", t.lower()) else 0.1
+                      for t in call.args["texts"]])
         return np.stack([1 - p, p], axis=1)
+
+    return scripted({"predict_proba": proba}, kind="classifier", capabilities={"predict_proba"},
+                    labels=["neg", "pos"])
 
 
 def _texts(n: int, length: int, seed: int = 0) -> list[str]:

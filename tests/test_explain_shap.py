@@ -10,26 +10,29 @@ from audit.errors import UsageError
 from audit.registry import get_check
 
 
-class WordModel:
-    """A two-class text model that is a pure function of the words present (no torch)."""
+def word_score(weights: dict[str, float], text: str, interactions: bool = False,
+               link: str = "sigmoid") -> float:
+    """p(pos) of a text model that is a pure function of the words present."""
+    words = [w.strip(".,!?").lower() for w in text.split()]
+    z = sum(weights.get(w, 0.0) for w in words)
+    if interactions and "not" in words and "good" in words:
+        z -= 1.0
+    return 1 / (1 + np.exp(-z)) if link == "sigmoid" else 0.5 + z
 
-    kind = "classifier"
-    capabilities = frozenset({"predict_proba"})
-    labels = ["neg", "pos"]
 
-    def __init__(self, weights: dict[str, float], interactions: bool = False, link: str = "sigmoid"):
-        self.weights, self.interactions, self.link = weights, interactions, link
+def WordModel(weights: dict[str, float], interactions: bool = False,  # noqa: N802
+              link: str = "sigmoid"):
+    """A two-class mock classifier whose p(pos) is ``word_score`` (no torch, no tokenizer)."""
+    from tests.mock_models import scripted
 
-    def score(self, text: str) -> float:
-        words = [w.strip(".,!?").lower() for w in text.split()]
-        z = sum(self.weights.get(w, 0.0) for w in words)
-        if self.interactions and "not" in words and "good" in words:
-            z -= 1.0
-        return 1 / (1 + np.exp(-z)) if self.link == "sigmoid" else 0.5 + z
-
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        p = np.array([self.score(t) for t in texts])
+    def proba(call):
+        p = np.array([word_score(weights, t, interactions, link) for t in call.args["texts"]])
         return np.stack([1 - p, p], axis=1)
+
+    model = scripted({"predict_proba": proba}, kind="classifier", capabilities={"predict_proba"},
+                     labels=["neg", "pos"])
+    model.score = lambda text: word_score(weights, text, interactions, link)
+    return model
 
 
 def _ctx(model, check_id: str = "shap") -> CheckContext:

@@ -120,16 +120,16 @@ def test_predictions_from_score_threshold_when_y_pred_is_null():
 
 
 def test_text_classifier_with_labelled_data(tmp_path):
-    """Reference: the FakeAdapter's own predict_proba, thresholded and counted by hand."""
+    """Reference: the scripted classifier's own predict_proba, thresholded and counted by hand."""
     from audit.checks.fairness.group_fairness import GroupFairnessParams, group_fairness
-    from audit.models.fake import FakeAdapter
+    from tests.mock_models import keyword_classifier
 
     texts = [f"she said {w}" for w in "good bad fine awful great".split()] * 8
     texts += [f"he said {w}" for w in "good bad fine awful great".split()] * 8
     data = pd.DataFrame({"text": texts, "label": [i % 2 for i in range(len(texts))],
                          "gender": ["f"] * 40 + ["m"] * 40})
     data.to_csv(tmp_path / "labelled.csv", index=False)
-    model = FakeAdapter(kind="classifier", keywords={"good": 2.0, "great": 2.0, "she": -0.5})
+    model = keyword_classifier({"good": 2.0, "great": 2.0, "she": -0.5})
     ctx = make_ctx(model, base_dir=tmp_path)
     out = group_fairness(ctx, GroupFairnessParams(sensitive=["gender"], data="labelled.csv",
                                                   n_boot=100))

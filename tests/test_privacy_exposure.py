@@ -17,21 +17,10 @@ import pytest
 from audit.checks.privacy import canary_exposure as ce
 from audit.checks.privacy.common import secret_hash
 from audit.context import CheckContext
-from audit.models.fake import FakeAdapter
+from tests.mock_models import table_lm
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-class TableAdapter(FakeAdapter):
-    """A fake causal LM whose sequence log-probabilities come from a table."""
-
-    def __init__(self, table: dict[str, float]):
-        super().__init__()
-        self.table = table
-
-    def sequence_log_prob(self, texts: list[str]) -> np.ndarray:  # noqa: D102
-        return np.array([self.table[t] for t in texts])
 
 
 def _ctx(model, tmp_path: Path, seed: int = 0, show_pii: bool = False) -> CheckContext:
@@ -51,7 +40,7 @@ def test_exact_exposure_matches_hand_computed_rank(tmp_path: Path) -> None:
     exposure = log2 8 - log2 3 = 1.415 bits; 'bbb' is the most likely: exposure 3 bits."""
     scores = {"aaa": -9.0, "aab": -8.0, "aba": -3.0, "abb": -7.0, "baa": -2.0, "bab": -6.0,
               "bba": -5.0, "bbb": -1.0}
-    model = TableAdapter({f"pin {s}": v for s, v in scores.items()})
+    model = table_lm({f"pin {s}": v for s, v in scores.items()})
     path = _write_spec(tmp_path, [{"id": "c1", "secret": "aba", "repeats": 1},
                                   {"id": "c2", "secret": "bbb", "repeats": 4}])
     out = ce.canary_exposure(_ctx(model, tmp_path), ce.CanaryExposureParams(canaries=str(path)))
@@ -70,7 +59,7 @@ def test_exposure_ties_count_in_canary_favour() -> None:
 def test_secrets_never_in_clear(tmp_path: Path) -> None:
     """Results carry a SHA-256 prefix of each secret and never the secret or the canary text."""
     scores = {s: -float(i) for i, s in enumerate(["aaa", "aab", "aba", "abb", "baa", "bab", "bba", "bbb"])}
-    model = TableAdapter({f"pin {s}": v for s, v in scores.items()})
+    model = table_lm({f"pin {s}": v for s, v in scores.items()})
     path = _write_spec(tmp_path, [{"id": "c1", "secret": "bab", "repeats": 2}])
     out = ce.canary_exposure(_ctx(model, tmp_path), ce.CanaryExposureParams(canaries=str(path)))
     dumped = json.dumps([out.evidence, [m.model_dump() for m in out.metrics],
@@ -95,26 +84,34 @@ def test_skewnorm_within_one_bit_on_synthetic_space() -> None:
 
 
 def test_batched_scoring_equals_one_at_a_time(tiny_gpt2_dir: Path) -> None:
-    """Shared-parent batched scores equal one forward pass per sequence (and the adapter's own
-    sequence_log_prob), on mixed-length texts."""
-    from audit.checks.privacy.lm_scoring import score_one_at_a_time, score_texts, tokenize
+    """The adapter's shared-parent, length-grouped scorer equals a plain loop: one unpadded
+    forward pass per text over its own token ids (BOS convention applied by hand), on
+    mixed-length texts, at two batch sizes."""
+    import torch
+
     from audit.models.hf import load_hf
 
-    model = load_hf(str(tiny_gpt2_dir), batch_size=4)
     words = "zero one two three four five six seven eight nine".split()
     texts = [f"my pin code is {a} {b} {c}" for a in words[:2] for b in words[:2] for c in words]
     texts += ["my pin is one", "the secret number is two three"]
-    batched = score_texts(model, texts, batch_size=7)
-    single = score_one_at_a_time(model.torch_module, tokenize(model.tokenizer, texts), "cpu")
-    np.testing.assert_allclose(batched, single, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(batched, model.sequence_log_prob(texts), rtol=1e-5, atol=1e-5)
+    model = load_hf(str(tiny_gpt2_dir), batch_size=1)
+    tok, net = model.tokenizer, model.torch_module
+    bos = [tok.bos_token_id] if tok.bos_token_id is not None and tok("a")["input_ids"][0] != tok.bos_token_id else []
+    single = []
+    for text in texts:
+        ids = torch.tensor([bos + tok(text)["input_ids"]])
+        with torch.no_grad():
+            logp = torch.log_softmax(net(input_ids=ids).logits[0].double(), -1)
+        single.append(float(sum(logp[t, ids[0, t + 1]] for t in range(ids.shape[1] - 1))))
+    np.testing.assert_allclose(model.sequence_log_prob(texts), single, rtol=1e-5, atol=1e-5)
+    model.batch_size = 64
+    np.testing.assert_allclose(model.sequence_log_prob(texts), single, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow
 def test_skewnorm_within_one_bit_on_tiny_gpt2(tiny_gpt2_dir: Path, tmp_path: Path) -> None:
     """Real tiny GPT-2, a 10^5 space (five number words): the sampled skew-normal exposure of
     canaries at exact ranks 10, 100 and 1000 is within 1 bit of the exact exposure."""
-    from audit.checks.privacy.lm_scoring import score_texts
     from audit.models.hf import load_hf
 
     model = load_hf(str(tiny_gpt2_dir), batch_size=64)
@@ -122,7 +119,7 @@ def test_skewnorm_within_one_bit_on_tiny_gpt2(tiny_gpt2_dir: Path, tmp_path: Pat
     spec = ce.CanarySpec(format="my pin code is {secret}", alphabet=words, length=5,
                          separator=" ", canaries=[])
     space = ce.all_secrets(spec)
-    scores = score_texts(model, [spec.text(s) for s in space], batch_size=512)
+    scores = model.sequence_log_prob([spec.text(s) for s in space])
     order = np.argsort(-scores, kind="stable")
     refs = scores[np.random.default_rng(1).choice(len(space), 10_000, replace=False)]
     fit = ce.fit_skewnorm(refs)

@@ -15,7 +15,7 @@ import pytest
 
 from audit.checks.privacy import verbatim_memorization as vm
 from audit.context import CheckContext
-from audit.models.fake import FakeAdapter
+from tests.mock_models import parrot
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -51,22 +51,6 @@ def test_probe_and_control_sets_are_matched() -> None:
         assert not any(" ".join(words[i:i + 8]) in probe_8grams for i in range(len(words) - 7)), c["id"]
 
 
-class Parrot(FakeAdapter):
-    """Continues any prompt found inside a known text with its true continuation; else babbles."""
-
-    def __init__(self, known: list[str]):
-        super().__init__()
-        self.known = known
-
-    def generate(self, prompts, max_new_tokens=32, **_):  # noqa: D102
-        outs = []
-        for p in prompts:
-            src = next((t for t in self.known if p in t), None)
-            rest = src[src.index(p) + len(p):] if src else "la " * 5
-            outs.append(" ".join(rest.split()[:max_new_tokens]))
-        return outs
-
-
 def _ctx(model, tmp_path: Path, show_pii: bool = False) -> CheckContext:
     return CheckContext(model=model, seed=0, rng=np.random.default_rng(0), base_dir=tmp_path,
                         quiet=True, check_id="mem", show_pii=show_pii)
@@ -83,13 +67,13 @@ def test_check_with_a_parrot_model(tmp_path: Path) -> None:
     (tmp_path / "c.txt").write_text("\n".join(control))
     params = vm.MemorizationParams(data="p.txt", control="c.txt", prefix_tokens=8,
                                    suffix_tokens=8, windows_per_text=2, n_boot=200)
-    out = vm.verbatim_memorization(_ctx(Parrot(probe), tmp_path), params)
+    out = vm.verbatim_memorization(_ctx(parrot(probe), tmp_path), params)
     metrics = {m.name: m for m in out.metrics}
     assert metrics["exact_match_rate"].by_group["probe"].value == 1.0
     assert metrics["exact_match_rate"].by_group["control"].value == 0.0
     assert metrics["exact_match_excess"].value == 1.0
     assert "ann@example.org" not in json.dumps(out.evidence)
-    shown = vm.verbatim_memorization(_ctx(Parrot(probe), tmp_path, show_pii=True), params)
+    shown = vm.verbatim_memorization(_ctx(parrot(probe), tmp_path, show_pii=True), params)
     assert "ann@example.org" in json.dumps(shown.evidence)
 
 
@@ -99,7 +83,7 @@ def test_too_short_texts_are_a_usage_error(tmp_path: Path) -> None:
 
     (tmp_path / "p.txt").write_text("only five words here today")
     with pytest.raises(UsageError, match="prefix_tokens"):
-        vm.verbatim_memorization(_ctx(Parrot([]), tmp_path),
+        vm.verbatim_memorization(_ctx(parrot([]), tmp_path),
                                  vm.MemorizationParams(data="p.txt", control=None))
 
 
@@ -107,19 +91,18 @@ def test_batched_greedy_equals_generate_one_by_one(tiny_gpt2_dir: Path) -> None:
     """Batched greedy decoding of equal-length prompts equals HF generate on each prompt alone."""
     import torch
 
-    from audit.checks.privacy.lm_scoring import greedy_continuations
     from audit.models.hf import load_hf
 
-    model = load_hf(str(tiny_gpt2_dir))
+    model = load_hf(str(tiny_gpt2_dir), batch_size=4)
     rng = np.random.default_rng(0)
     prompts = rng.integers(2, len(model.tokenizer), size=(6, 5))
-    batched = greedy_continuations(model.torch_module, prompts, 7, "cpu", 0, batch_size=4)
+    batched = model.greedy_token_continuations(prompts.tolist(), 7)
     for row, out in zip(prompts, batched):
         with torch.inference_mode():
             ref = model.torch_module.generate(input_ids=torch.as_tensor(row[None, :]), max_new_tokens=7,
                                               do_sample=False, pad_token_id=0,
                                               attention_mask=torch.ones(1, 5, dtype=torch.long))
-        assert out.tolist() == ref[0, 5:].tolist()
+        assert out == ref[0, 5:].tolist()
 
 
 def test_check_runs_on_a_real_tiny_model(tiny_gpt2_dir: Path, tmp_path: Path) -> None:

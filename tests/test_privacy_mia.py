@@ -14,7 +14,7 @@ import pytest
 
 from audit.checks.privacy import membership_inference as mi
 from audit.context import CheckContext
-from audit.models.fake import FakeAdapter
+from tests.mock_models import shifted_lm
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -65,18 +65,6 @@ def test_attack_scores_hand_computed() -> None:
     assert mi.attack_scores(lp, text, "reference", 0.4, ref)[0] == pytest.approx(-0.5)
 
 
-class BiasedAdapter(FakeAdapter):
-    """Token log-probs shifted up for texts containing 'member' (a perfectly leaky model)."""
-
-    def __init__(self, shift: float, alias: str = "default"):
-        super().__init__(alias=alias)
-        self.shift = shift
-
-    def token_log_probs(self, texts: list[str]) -> list[np.ndarray]:  # noqa: D102
-        base = super().token_log_probs(texts)
-        return [lp + (self.shift if t.startswith("member") else 0.0) for lp, t in zip(base, texts)]
-
-
 def _files(tmp_path: Path, n: int = 40) -> tuple[Path, Path]:
     words = "alpha beta gamma delta epsilon zeta eta theta".split()
     rng = np.random.default_rng(0)
@@ -93,15 +81,16 @@ def _ctx(model, tmp_path: Path, models=None) -> CheckContext:
 
 
 def test_check_detects_a_leaky_model_and_not_a_fair_one(tmp_path: Path) -> None:
-    """A model scoring members +3 nats/token higher gives AUC 1; an unbiased one gives AUC ~0.5
+    """A model scoring members +8 nats/token higher (more than the whole [-8, -0.1] range of the
+    hashed log-probs, so members and non-members cannot overlap) gives AUC exactly 1; an unbiased one gives AUC ~0.5
     (inside its bootstrap CI); ROC figure and by-attack groups are present."""
     m, n = _files(tmp_path)
     params = mi.MembershipParams(members=str(m), nonmembers=str(n), n_boot=200)
-    leaky = mi.membership_inference(_ctx(BiasedAdapter(3.0), tmp_path), params)
+    leaky = mi.membership_inference(_ctx(shifted_lm(8.0), tmp_path), params)
     auc = next(x for x in leaky.metrics if x.name == "auc")
     assert auc.value == 1.0 and set(auc.by_group) == {"loss", "zlib", "min_k"}
     assert leaky.figures[0].kind == "roc" and len(leaky.figures[0].data["curves"]) == 3
-    fair = mi.membership_inference(_ctx(BiasedAdapter(0.0), tmp_path),
+    fair = mi.membership_inference(_ctx(shifted_lm(0.0), tmp_path),
                                    mi.MembershipParams(members=str(m), nonmembers=str(n),
                                                        attacks=["loss"], n_boot=200))
     fauc = fair.metrics[0]
@@ -112,7 +101,7 @@ def test_reference_attack_cancels_shared_difficulty(tmp_path: Path) -> None:
     """With a reference model that has the same +10 nats leak as the target, the reference attack's
     AUC is 0.5 (the calibration removes everything) while the loss attack's is 1."""
     m, n = _files(tmp_path)
-    target, ref = BiasedAdapter(10.0), BiasedAdapter(10.0, alias="ref")
+    target, ref = shifted_lm(10.0), shifted_lm(10.0, alias="ref")
     out = mi.membership_inference(_ctx(target, tmp_path, {"ref": ref}),
                                   mi.MembershipParams(members=str(m), nonmembers=str(n),
                                                       attacks=["loss"], reference_model="ref",
@@ -126,7 +115,7 @@ def test_bad_inputs_are_usage_errors(tmp_path: Path) -> None:
     from audit.errors import UsageError
 
     m, n = _files(tmp_path)
-    ctx = _ctx(BiasedAdapter(0.0), tmp_path)
+    ctx = _ctx(shifted_lm(0.0), tmp_path)
     for params in [mi.MembershipParams(members="nope.txt", nonmembers=str(n)),
                    mi.MembershipParams(members=str(m), nonmembers=str(n), reference_model="x"),
                    mi.MembershipParams(members=str(m), nonmembers=str(n), attacks=["reference"])]:

@@ -11,7 +11,7 @@ import pytest
 from audit.checks.privacy.membership_inference import MembershipParams, membership_inference
 from audit.context import CheckContext
 from audit.errors import UsageError
-from audit.models.fake import FakeAdapter
+from tests.mock_models import keyword_classifier
 
 MEMBERS = [("i am so stressed about work", 1), ("calm day at home", 0), ("stressed and angry", 1),
            ("a happy calm walk", 0), ("money stress again", 1), ("relaxed family dinner", 0)]
@@ -32,7 +32,7 @@ def test_classifier_loss_attack_auc_equals_sklearn(tmp_path: Path) -> None:
     """AUC of log p(true label), members vs non-members, equals sklearn.metrics.roc_auc_score."""
     from sklearn.metrics import roc_auc_score
 
-    model = FakeAdapter(kind="classifier", keywords={"stressed": 2.0, "stress": 1.5, "calm": -2.0})
+    model = keyword_classifier({"stressed": 2.0, "stress": 1.5, "calm": -2.0})
     params = MembershipParams(members=_write(tmp_path / "m.csv", MEMBERS),
                               nonmembers=_write(tmp_path / "n.csv", NONMEMBERS), n_boot=200)
     out = membership_inference(_ctx(model), params)
@@ -47,7 +47,7 @@ def test_classifier_loss_attack_auc_equals_sklearn(tmp_path: Path) -> None:
 
 def test_classifier_rejects_lm_only_attacks_and_unknown_labels(tmp_path: Path) -> None:
     """zlib/min_k need token log-probs; a label outside the model's classes is a usage error."""
-    model = FakeAdapter(kind="classifier")
+    model = keyword_classifier({})
     members, nonmembers = _write(tmp_path / "m.csv", MEMBERS), _write(tmp_path / "n.csv", NONMEMBERS)
     with pytest.raises(UsageError, match="attacks"):
         membership_inference(_ctx(model), MembershipParams(members=members, nonmembers=nonmembers,

@@ -367,35 +367,50 @@ class HFAdapter:
         return results
 
     # -- classifier / encoder -----------------------------------------------------------------
+    def _by_length(self, texts: Sequence[str], run: Any, progress: Progress | None) -> np.ndarray:
+        """Apply ``run(chunk) -> array`` to batches of texts sorted by length (less padding),
+        returning rows in input order."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        parts, done = [], []
+        for chunk in self.batches(order):
+            parts.append(run([texts[i] for i in chunk]))
+            done += chunk
+            if progress:
+                progress(len(chunk))
+        if not parts:
+            return np.zeros((0, 0))
+        stacked = np.concatenate(parts)
+        out = np.empty_like(stacked)
+        out[np.asarray(done)] = stacked
+        return out
+
     def predict_proba(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """Class probabilities, shape [n, n_classes] (softmax of the logits)."""
         import torch
 
-        rows = []
-        for chunk in self.batches(list(texts)):
+        def run(chunk: list[str]) -> np.ndarray:
             enc = self.encode(chunk)
             with torch.inference_mode():
                 logits = self.torch_module(**enc).logits.float()
-            rows.append(torch.softmax(logits, dim=-1).cpu().numpy())
-            if progress:
-                progress(len(chunk))
-        return np.concatenate(rows) if rows else np.zeros((0, len(self.labels)))
+            return torch.softmax(logits, dim=-1).cpu().numpy().astype(np.float64)
+
+        if not texts:
+            return np.zeros((0, len(self.labels)))
+        return self._by_length(list(texts), run, progress)
 
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """Mean-pooled last hidden state over non-padding tokens, shape [n, hidden]."""
         import torch
 
-        rows = []
-        for chunk in self.batches(list(texts)):
+        def run(chunk: list[str]) -> np.ndarray:
             enc = self.encode(chunk)
             with torch.inference_mode():
                 out = self.torch_module(**enc, output_hidden_states=True)
             hidden = out.hidden_states[-1].float()
             mask = enc["attention_mask"].unsqueeze(-1).float()
-            rows.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy())
-            if progress:
-                progress(len(chunk))
-        return np.concatenate(rows) if rows else np.zeros((0, 0))
+            return ((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy()
+
+        return self._by_length(list(texts), run, progress)
 
     def attentions(self, text: str) -> AttentionMap:
         """Attention weights [layers, heads, seq, seq] with the tokens, their offsets and special

@@ -26,7 +26,7 @@ def load_model(spec: Any, *, alias: str, options: Any, base_dir: Path) -> Any:
     from audit.config import ModelSpec
 
     if spec == "none":
-        from audit.models.fake import NoModel
+        from audit.models.mock import NoModel
 
         return NoModel()
     if isinstance(spec, str):
@@ -35,9 +35,9 @@ def load_model(spec: Any, *, alias: str, options: Any, base_dir: Path) -> Any:
         spec = ModelSpec.model_validate(spec)
     path = _resolve_relative(spec.path, base_dir) if spec.path else None
     if spec.adapter == "fake":
-        from audit.models.fake import FakeAdapter
+        from audit.models.mock import fake_adapter
 
-        return FakeAdapter(alias=alias, **spec.options)
+        return fake_adapter(alias=alias, **spec.options)
     if spec.adapter == "predictions":
         from audit.models.predictions import PredictionsAdapter
 

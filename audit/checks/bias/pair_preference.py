@@ -10,6 +10,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit.errors import usage
+from audit.models.capabilities import has
 from audit.registry import CheckOutput, check
 from audit.results import Figure, Finding, GroupValue, Metric
 
@@ -30,13 +31,12 @@ class PairPreferenceParams(BaseModel):
     max_pairs: int | None = Field(None, ge=1, description="score a seeded random sample of pairs")
     bias_types: list[str] | None = Field(None, description="keep only these bias types")
     n_boot: int = Field(1000, ge=100, le=100_000)
-    batch_size: int = Field(64, ge=1, description="masked copies per forward pass")
     tie_decimals: int = Field(3, ge=0, le=12, description="scores are rounded before comparing")
     evidence_rows: int = Field(10, ge=0, le=500)
 
 
 @check(NAME, area="bias", params=PairPreferenceParams,
-       requires=[{"pseudo_log_likelihood"}, {"sequence_log_prob"}])
+       requires=[{"tokenize", "masked_log_probs"}, {"sequence_log_prob"}])
 def pair_preference(ctx: Any, params: PairPreferenceParams) -> CheckOutput:
     """Minimal-pair preference (CrowS-Pairs, StereoSet intrasentence): how often the model scores
     the more stereotyping sentence of a pair higher.
@@ -152,7 +152,7 @@ def _select(ctx: Any, pairs: list[dict[str, str]], params: PairPreferenceParams)
 # -- scoring -----------------------------------------------------------------------------------
 
 def _metric(model: Any, requested: str) -> str:
-    masked = "pseudo_log_likelihood" in getattr(model, "capabilities", ())
+    masked = has(model, "masked_log_probs")
     if requested == "auto":
         return "crows" if masked else "sentence_ll"
     if masked == (requested == "sentence_ll"):
@@ -168,18 +168,15 @@ def _score(ctx: Any, pairs: list[dict[str, str]], metric: str,
     texts = [(p["sent_more"], p["sent_less"]) for p in pairs]
     if metric == "sentence_ll":
         flat = [t for pair in texts for t in pair]
-        bar, scores = ctx.progress(total=len(flat), desc="sentences"), []
-        for start in range(0, len(flat), 256):
-            scores.append(np.asarray(ctx.model.sequence_log_prob(flat[start:start + 256]), float))
-            bar.update(len(flat[start:start + 256]))
+        bar = ctx.progress(total=len(flat), desc="sentences")
+        scores = np.asarray(ctx.model.sequence_log_prob(flat, progress=bar.update), dtype=float)
         bar.close()
-        return np.concatenate(scores).reshape(-1, 2)
-    from audit.checks.bias.scoring import count_pair_jobs, score_pairs_mlm
+        return scores.reshape(-1, 2)
+    from audit.checks.bias.scoring import score_pairs_mlm
 
-    tok = ctx.model.tokenizer
-    bar = ctx.progress(total=count_pair_jobs(tok, texts, metric), desc="masked copies")
-    out = score_pairs_mlm(ctx.model.torch_module, tok, texts, metric, params.batch_size,
-                          device=ctx.model.device, progress=bar.update)
+    bar = ctx.progress(total=None, desc="masked copies")
+    out = score_pairs_mlm(ctx.model, texts, metric, progress=bar.update,
+                          on_jobs=lambda n: setattr(bar, "total", n))
     bar.close()
     return out
 

@@ -1,61 +1,34 @@
-"""Batched masked-LM scoring shared by the bias checks.
+"""Masked-LM pair scoring shared by the bias checks (pure Python over adapter capabilities).
 
 Every masked-LM score used here is a sum, over some positions, of ``log p(original token)`` read
 from one forward pass of a copy of the sentence with some positions replaced by the mask token.
-A :class:`MaskJob` describes one such copy; :func:`run_mask_jobs` scores many jobs from many
-sentences in length-bucketed batches (jobs sorted by length, padded per batch, log-softmax taken
-only at the scored positions). The job builders give:
+A :class:`~audit.models.capabilities.MaskedScoreRequest` describes one such copy; the builders
+below turn tokenised sentences (the adapter's ``tokenize``) into requests, and the adapter's
+``masked_log_probs`` scores them all in length-bucketed batches. The builders give:
 
 - ``crows``: the CrowS-Pairs metric (Nangia et al. 2020, reference ``metric.py``): the tokens two
   sentences share (``difflib.SequenceMatcher`` over token ids, ``equal`` opcodes, special tokens
   excluded), each masked in turn.
 - ``pll``: full pseudo-log-likelihood (Salazar et al. 2020): every non-special token masked in turn.
 - ``pll_word_l2r``: PLL-word-l2r (Kauf & Ivanova 2023): as ``pll`` but the tokens of the same word
-  to the right of the scored token are masked too.
+  to the right of the scored token are masked too (words as the tokenizer's word ids give them,
+  so no whitespace is assumed).
 """
 
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from audit.models.capabilities import MaskedScoreRequest, TokenizedText
+
 PLL_METRICS = ("crows", "pll", "pll_word_l2r")
+MaskJob = MaskedScoreRequest  # the name the bias checks grew up with
 
 
-@dataclass(frozen=True)
-class MaskJob:
-    """One masked copy: token ids, the positions to mask and the positions to score."""
-
-    ids: tuple[int, ...]
-    mask: tuple[int, ...]
-    score: tuple[int, ...]
-
-
-@dataclass
-class Encoded:
-    """A tokenized sentence: ids, which positions are special tokens and each token's word id."""
-
-    ids: list[int]
-    special: list[bool]
-    word_ids: list[int | None]
-
-
-def encode(tokenizer: Any, text: str) -> Encoded:
-    """Tokenize with special tokens; word ids come from fast tokenizers (else one word per token)."""
-    enc = tokenizer(text, add_special_tokens=True, return_special_tokens_mask=True)
-    ids = list(enc["input_ids"])
-    special = [bool(s) for s in enc["special_tokens_mask"]]
-    try:
-        words = list(enc.word_ids())
-    except (ValueError, AttributeError):
-        words = [None if s else i for i, s in enumerate(special)]
-    return Encoded(ids=ids, special=special, word_ids=words)
-
-
-def shared_positions(a: Encoded, b: Encoded) -> tuple[list[int], list[int]]:
+def shared_positions(a: TokenizedText, b: TokenizedText) -> tuple[list[int], list[int]]:
     """Positions of the tokens two sentences share, as in the CrowS-Pairs reference ``get_span``
     (``equal`` opcodes of ``difflib.SequenceMatcher`` over token ids), minus special tokens."""
     matcher = difflib.SequenceMatcher(None, [str(i) for i in a.ids], [str(i) for i in b.ids])
@@ -69,26 +42,26 @@ def shared_positions(a: Encoded, b: Encoded) -> tuple[list[int], list[int]]:
     return [pos_a[k] for k in keep], [pos_b[k] for k in keep]
 
 
-def single_mask_jobs(enc: Encoded, positions: Iterable[int]) -> list[MaskJob]:
-    """One job per position: that position masked and scored."""
+def single_mask_jobs(enc: TokenizedText, positions: Iterable[int]) -> list[MaskedScoreRequest]:
+    """One request per position: that position masked and scored."""
     ids = tuple(enc.ids)
-    return [MaskJob(ids, (p,), (p,)) for p in positions]
+    return [MaskedScoreRequest(ids, (p,), (p,)) for p in positions]
 
 
-def word_l2r_jobs(enc: Encoded) -> list[MaskJob]:
-    """PLL-word-l2r jobs: token ``p`` scored with itself and later tokens of its word masked."""
+def word_l2r_jobs(enc: TokenizedText) -> list[MaskedScoreRequest]:
+    """PLL-word-l2r requests: token ``p`` scored with itself and later tokens of its word masked."""
     ids, jobs = tuple(enc.ids), []
     for p, word in enumerate(enc.word_ids):
         if enc.special[p]:
             continue
         right = [q for q in range(p + 1, len(ids)) if word is not None and enc.word_ids[q] == word]
-        jobs.append(MaskJob(ids, (p, *right), (p,)))
+        jobs.append(MaskedScoreRequest(ids, (p, *right), (p,)))
     return jobs
 
 
-def pair_jobs(tokenizer: Any, more: str, less: str, metric: str) -> tuple[list[MaskJob], list[MaskJob]]:
-    """The masked copies that score the two sentences of a pair under ``metric``."""
-    a, b = encode(tokenizer, more), encode(tokenizer, less)
+def pair_jobs(a: TokenizedText, b: TokenizedText,
+              metric: str) -> tuple[list[MaskedScoreRequest], list[MaskedScoreRequest]]:
+    """The masked copies that score the two tokenised sentences of a pair under ``metric``."""
     if metric == "crows":
         pa, pb = shared_positions(a, b)
         return single_mask_jobs(a, pa), single_mask_jobs(b, pb)
@@ -100,111 +73,32 @@ def pair_jobs(tokenizer: Any, more: str, less: str, metric: str) -> tuple[list[M
     raise ValueError(f"unknown metric {metric!r}; expected one of {PLL_METRICS}")
 
 
-def _batches(order: Sequence[int], lengths: Sequence[int], batch_size: int,
-             max_tokens: int) -> Iterable[list[int]]:
-    """Split ``order`` (jobs sorted by length) into batches under both size limits."""
-    batch: list[int] = []
-    for j in order:
-        if batch and (len(batch) >= batch_size or (len(batch) + 1) * lengths[j] > max_tokens):
-            yield batch
-            batch = []
-        batch.append(j)
-    if batch:
-        yield batch
-
-
-def run_mask_jobs(model: Any, jobs: Sequence[MaskJob], mask_id: int, pad_id: int,
-                  batch_size: int = 64, max_tokens: int = 8192, device: Any = "cpu",
-                  progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """Score every job: ``sum_{p in job.score} log p(ids[p] | ids with job.mask masked)``.
-
-    Jobs are sorted by length and cut into batches of at most ``batch_size`` copies and
-    ``max_tokens`` padded tokens; each batch is one forward pass. Returns float64 sums in job order.
-    """
-    import torch
-
-    out = np.zeros(len(jobs), dtype=np.float64)
-    lengths = [len(j.ids) for j in jobs]
-    order = sorted(range(len(jobs)), key=lambda i: lengths[i])
-    with torch.inference_mode():
-        for batch in _batches(order, lengths, batch_size, max_tokens):
-            _score_batch(model, [jobs[i] for i in batch], batch, mask_id, pad_id, device, out)
-            if progress is not None:
-                progress(len(batch))
-    return out
-
-
-def _score_batch(model: Any, jobs: list[MaskJob], index: list[int], mask_id: int, pad_id: int,
-                 device: Any, out: np.ndarray) -> None:
-    """One forward pass over a padded batch; add each job's scored log-probs into ``out``."""
-    import torch
-
-    width = max(len(j.ids) for j in jobs)
-    ids = torch.full((len(jobs), width), pad_id, dtype=torch.long)
-    attn = torch.zeros((len(jobs), width), dtype=torch.long)
-    rows, cols, targets, owner = [], [], [], []
-    for r, job in enumerate(jobs):
-        ids[r, :len(job.ids)] = torch.tensor(job.ids)
-        attn[r, :len(job.ids)] = 1
-        ids[r, list(job.mask)] = mask_id
-        for p in job.score:
-            rows.append(r), cols.append(p), targets.append(job.ids[p]), owner.append(index[r])
-    rows_t, cols_t = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
-    picked = _scored_logits(model, ids.to(device), attn.to(device), rows_t, cols_t)
-    logp = torch.log_softmax(picked.float(), dim=-1)
-    vals = logp.gather(1, torch.tensor(targets, device=logp.device).unsqueeze(1)).squeeze(1)
-    np.add.at(out, np.asarray(owner), vals.double().cpu().numpy())
-
-
-def _scored_logits(model: Any, ids: Any, attn: Any, rows: Any, cols: Any) -> Any:
-    """Logits at (rows, cols) only: a pre-hook on the output-embedding layer (the vocabulary
-    projection) hands it just the scored positions, which saves most of the LM-head cost. Falls
-    back to full logits when the model's head does not have that shape."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-
-    def select(_module: Any, args: tuple) -> tuple | None:
-        hidden = args[0]
-        if hidden.dim() == 3 and hidden.shape[:2] == ids.shape:
-            return (hidden[rows, cols], *args[1:])
-        return None
-
-    handle = head.register_forward_pre_hook(select) if head is not None else None
-    try:
-        logits = model(input_ids=ids, attention_mask=attn).logits
-    finally:
-        if handle is not None:
-            handle.remove()
-    if logits.dim() == 2 and logits.shape[0] == rows.shape[0]:
-        return logits
-    return logits[rows, cols]
-
-
-def score_pairs_mlm(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], metric: str,
-                    batch_size: int = 64, max_tokens: int = 8192, device: Any = "cpu",
-                    progress: Callable[[int], None] | None = None) -> np.ndarray:
-    """Masked-LM scores of sentence pairs, shape ``[n_pairs, 2]`` (column 0: first sentence).
-
-    All masked copies of all sentences go through :func:`run_mask_jobs` together.
-    """
-    jobs: list[MaskJob] = []
+def build_pair_jobs(model: Any, pairs: Sequence[tuple[str, str]],
+                    metric: str) -> tuple[list[MaskedScoreRequest], list[int]]:
+    """Every masked copy of every pair (tokenised by ``model.tokenize``) and, per copy, the index
+    of the sentence it scores (2k: the pair's first sentence, 2k+1: its second)."""
+    flat = [t for pair in pairs for t in pair]
+    encoded = model.tokenize(flat) if flat else []
+    jobs: list[MaskedScoreRequest] = []
     owner: list[int] = []
-    for k, (first, second) in enumerate(pairs):
-        ja, jb = pair_jobs(tokenizer, first, second, metric)
+    for k in range(len(pairs)):
+        ja, jb = pair_jobs(encoded[2 * k], encoded[2 * k + 1], metric)
         jobs += ja + jb
         owner += [2 * k] * len(ja) + [2 * k + 1] * len(jb)
-    sums = run_mask_jobs(model, jobs, tokenizer.mask_token_id, _pad_id(tokenizer), batch_size,
-                         max_tokens, device, progress)
+    return jobs, owner
+
+
+def score_pairs_mlm(model: Any, pairs: Sequence[tuple[str, str]], metric: str,
+                    progress: Callable[[int], Any] | None = None,
+                    on_jobs: Callable[[int], Any] | None = None) -> np.ndarray:
+    """Masked-LM scores of sentence pairs, shape ``[n_pairs, 2]`` (column 0: first sentence),
+    through the adapter's ``tokenize`` and ``masked_log_probs``; ``on_jobs`` is told how many
+    masked copies there are before scoring starts (to size a progress bar)."""
+    jobs, owner = build_pair_jobs(model, pairs, metric)
+    if on_jobs is not None:
+        on_jobs(len(jobs))
     scores = np.zeros(2 * len(pairs), dtype=np.float64)
     if jobs:
-        np.add.at(scores, np.asarray(owner), sums)
+        sums = np.asarray(model.masked_log_probs(jobs, progress=progress), dtype=np.float64)
+        np.add.at(scores, np.asarray(owner, dtype=np.int64), sums)
     return scores.reshape(-1, 2)
-
-
-def count_pair_jobs(tokenizer: Any, pairs: Sequence[tuple[str, str]], metric: str) -> int:
-    """How many masked copies (forward-pass rows) scoring ``pairs`` needs."""
-    return sum(len(a) + len(b) for a, b in (pair_jobs(tokenizer, x, y, metric) for x, y in pairs))
-
-
-def _pad_id(tokenizer: Any) -> int:
-    pad = tokenizer.pad_token_id
-    return int(pad if pad is not None else tokenizer.mask_token_id)

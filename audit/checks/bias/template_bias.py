@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from audit.checks.bias import probes as P
 from audit.errors import usage
+from audit.models.capabilities import MaskedScoreRequest, has
 from audit.registry import CheckOutput, check
 from audit.results import ConfidenceInterval, Figure, Finding, GroupValue, Metric
 
@@ -28,7 +29,6 @@ class TemplateBiasParams(BaseModel):
     max_targets: int | None = Field(None, ge=1, description="use only the first N targets")
     top_k: int = Field(10, ge=1, le=100, description="fills shown per masked-LM template")
     n_boot: int = Field(1000, ge=100, le=100_000)
-    batch_size: int = Field(64, ge=1, description="masked copies per forward pass")
     evidence_rows: int = Field(10, ge=0, le=200)
 
     @field_validator("templates")
@@ -58,7 +58,7 @@ class TemplateBiasParams(BaseModel):
 
 
 @check(NAME, area="bias", params=TemplateBiasParams,
-       requires=[{"pseudo_log_likelihood"}, {"sequence_log_prob"}])
+       requires=[{"tokenize", "masked_log_probs"}, {"sequence_log_prob"}])
 def template_bias(ctx: Any, params: TemplateBiasParams) -> CheckOutput:
     """Template probes: how strongly a language model ties each social group to each target word.
 
@@ -89,13 +89,13 @@ def template_bias(ctx: Any, params: TemplateBiasParams) -> CheckOutput:
     else:
         assoc, per_term = _causal_associations(ctx, probeset)
     out = _summarise(ctx, probeset, assoc, params)
-    if _is_masked(ctx.model) and params.evidence_rows:
+    if _is_masked(ctx.model) and has(ctx.model, "fill_mask") and params.evidence_rows:
         out.evidence += _top_k_evidence(ctx, probeset, params)
     return out
 
 
 def _is_masked(model: Any) -> bool:
-    return "pseudo_log_likelihood" in getattr(model, "capabilities", ())
+    return has(model, "masked_log_probs")
 
 
 def _load_probes(ctx: Any, params: TemplateBiasParams) -> P.TemplateProbes:
@@ -137,53 +137,44 @@ def _average_terms(probeset: P.TemplateProbes, cells: list, values: np.ndarray) 
     return total / count
 
 
-def _token_positions(offsets: list[tuple[int, int]], special: list[bool],
-                     span: tuple[int, int]) -> list[int]:
-    """Token positions whose character offsets overlap ``span``."""
-    return [p for p, (a, b) in enumerate(offsets)
-            if not special[p] and b > a and a < span[1] and b > span[0]]
-
-
 def _masked_associations(ctx: Any, probeset: P.TemplateProbes,
                          params: TemplateBiasParams) -> tuple[np.ndarray, np.ndarray]:
-    """Kurita et al. (2019) increased log-probability for every cell, batched."""
-    from audit.checks.bias.scoring import MaskJob, run_mask_jobs
-
-    tok = ctx.model.tokenizer
-    if not getattr(tok, "is_fast", False):
-        raise usage(NAME, "model", "needs a fast tokenizer (character offsets)",
-                    "save the model with a tokenizer.json (PreTrainedTokenizerFast)")
-    cells, jobs = _cells(probeset), []
-    for i, j, _, _, term in cells:
-        text, gspan, tspan = P.fill_spans(probeset.templates[i], term, probeset.targets[j])
-        enc = tok(text, return_offsets_mapping=True, return_special_tokens_mask=True)
-        ids, special = tuple(enc["input_ids"]), [bool(s) for s in enc["special_tokens_mask"]]
-        gpos = _token_positions(enc["offset_mapping"], special, gspan)
-        tpos = _token_positions(enc["offset_mapping"], special, tspan)
-        jobs += [MaskJob(ids, tuple(gpos), tuple(gpos)), MaskJob(ids, tuple(gpos + tpos), tuple(gpos))]
+    """Kurita et al. (2019) increased log-probability for every cell, batched by the adapter."""
+    cells = _cells(probeset)
+    filled = [P.fill_spans(probeset.templates[i], term, probeset.targets[j])
+              for i, j, _, _, term in cells]
+    encoded = ctx.model.tokenize([text for text, _, _ in filled])
+    jobs = []
+    for enc, (_, gspan, tspan) in zip(encoded, filled):
+        gpos, tpos = enc.positions_in(*gspan), enc.positions_in(*tspan)
+        jobs += [MaskedScoreRequest(enc.ids, tuple(gpos), tuple(gpos)),
+                 MaskedScoreRequest(enc.ids, tuple(gpos + tpos), tuple(gpos))]
     bar = ctx.progress(total=len(jobs), desc="masked copies")
-    sums = run_mask_jobs(ctx.model.torch_module, jobs, tok.mask_token_id,
-                         tok.pad_token_id if tok.pad_token_id is not None else tok.mask_token_id,
-                         params.batch_size, device=ctx.model.device, progress=bar.update)
+    sums = np.asarray(ctx.model.masked_log_probs(jobs, progress=bar.update), dtype=float)
     bar.close()
     per_term = sums[0::2] - sums[1::2]
     return _average_terms(probeset, cells, per_term), per_term
 
 
 def _causal_associations(ctx: Any, probeset: P.TemplateProbes) -> tuple[np.ndarray, np.ndarray]:
-    """log P(target tokens | everything before the target, group included) for every cell."""
-    cells, withs, befores = _cells(probeset), [], []
+    """log P(target tokens | everything before the target, group included) for every cell,
+    through the adapter's ``continuation_log_prob`` (unique prompt/target pairs scored once)."""
+    cells, pairs = _cells(probeset), []
     for i, j, _, _, term in cells:
         template = probeset.templates[i]
         if template.index(P.GROUP_SLOT) > template.index(P.TARGET_SLOT):
             raise usage(f"{NAME}.templates", template, "causal LMs need [GROUP] before [TARGET]",
                         "reword the template so the group comes first")
         text, _, tspan = P.fill_spans(template, term, probeset.targets[j])
-        withs.append(text[:tspan[1]])
-        befores.append(text[:tspan[0]].rstrip())
-    prefixes = sorted(set(withs) | set(befores))
-    ll = dict(zip(prefixes, np.asarray(ctx.model.sequence_log_prob(prefixes), dtype=float)))
-    per_term = np.array([ll[w] - ll[b] for w, b in zip(withs, befores)])
+        before = text[:tspan[0]].rstrip()
+        pairs.append((before, text[len(before):tspan[1]]))
+    unique = sorted(set(pairs))
+    bar = ctx.progress(total=len(unique), desc="continuations")
+    scores = ctx.model.continuation_log_prob([p for p, _ in unique], [c for _, c in unique],
+                                             progress=bar.update)
+    bar.close()
+    ll = dict(zip(unique, np.asarray(scores, dtype=float)))
+    per_term = np.array([ll[pair] for pair in pairs])
     return _average_terms(probeset, cells, per_term), per_term
 
 

@@ -60,13 +60,14 @@ def attention(ctx: Any, params: AttentionParams) -> CheckOutput:
 
 def _analyse(model: Any, text: str, residual: float) -> dict[str, Any]:
     """Attention statistics of one sentence."""
-    tokens, raw = model.attentions(text)
+    amap = model.attentions(text)
+    tokens, raw = amap.tokens, amap.values
     att = rollout.validate_attentions(raw, "attention")
     causal = rollout.is_causal(att)
     rolled = rollout.attention_rollout(att, residual)
     _, ent_norm = rollout.head_entropy(att)
     relevance = rollout.query_row(rolled, causal)
-    segs, keep = _segments_for(model, text, list(tokens))
+    segs, keep = _segments_for(text, amap)
     query = len(tokens) - 1 if causal else 0
     scores = relevance.copy()
     scores[query] = 0.0  # the query token's own share is residual flow, not attention to others
@@ -76,17 +77,18 @@ def _analyse(model: Any, text: str, residual: float) -> dict[str, Any]:
             "segments": segs, "scores": scores[keep] if segs is not None else None}
 
 
-def _segments_for(model: Any, text: str, tokens: list[str]) -> tuple[list[str] | None, np.ndarray]:
-    """Text segments aligned with the non-special attention tokens, when the tokenizer agrees."""
-    tok = getattr(model, "tokenizer", None)
-    if tok is None:
-        return None, np.zeros(len(tokens), dtype=bool)
-    ids, special = common.token_ids(text, tok)
-    segs = common.segments(text, tok)
-    keep = ~np.array(special, dtype=bool)
-    if len(ids) != len(tokens) or int(keep.sum()) != len(segs):
-        return None, np.zeros(len(tokens), dtype=bool)
-    return segs, keep
+def _segments_for(text: str, amap: Any) -> tuple[list[str] | None, np.ndarray]:
+    """Text segments aligned with the non-special attention tokens, from the offsets the
+    adapter returns with the attention map (no whitespace assumed)."""
+    n = len(amap.tokens)
+    if len(amap.offsets) != n or len(amap.special) != n:
+        return None, np.zeros(n, dtype=bool)
+    keep = ~np.array(amap.special, dtype=bool)
+    starts = [a for (a, _), k in zip(amap.offsets, keep) if k]
+    if not starts:
+        return None, np.zeros(n, dtype=bool)
+    bounds = [0] + starts[1:] + [len(text)]
+    return [text[a:b] for a, b in zip(bounds[:-1], bounds[1:])], keep
 
 
 def _metrics(per_text: list[dict[str, Any]], terms: list[str], params: AttentionParams) -> list[Metric]:
@@ -124,7 +126,7 @@ def _findings(per_text: list[dict[str, Any]], terms: list[str]) -> list[Finding]
                            "rollout relevance carries little information for this model."))
     if all(r["segments"] is None for r in per_text):
         out.append(Finding(severity="warning", message="Attention tokens could not be aligned "
-                           "with the tokenizer; no identity-term ratio."))
+                           "with the text (the adapter gave no token offsets); no identity-term ratio."))
     return out
 
 

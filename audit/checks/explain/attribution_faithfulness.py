@@ -56,7 +56,8 @@ def attribution_faithfulness(ctx: Any, params: FaithfulnessParams) -> CheckOutpu
     Limitations: deleting tokens yields out-of-distribution inputs, which may reward methods
     that find tokens whose removal breaks the text rather than those the model relies on
     (Hooker et al. 2019); signed attributions are ranked toward the predicted class; methods
-    the adapter cannot support (IG without torch_module, rollout without attentions) are skipped.
+    the adapter cannot support (IG without the differentiable capability, rollout without
+    attentions) are skipped.
     """
     model = ctx.model
     texts = common.resolve_texts(ctx, params.texts, params.data, params.text_column, params.n,
@@ -68,7 +69,7 @@ def attribution_faithfulness(ctx: Any, params: FaithfulnessParams) -> CheckOutpu
     predict = batched_predict(model, params.model_batch)
     probs = predict(texts)
     classes = probs.argmax(axis=1)
-    segs = [common.segments(t, getattr(model, "tokenizer", None)) for t in texts]
+    segs = [common.segments(t, model) for t in texts]
     scores = {m: _attributions(ctx, model, m, texts, segs, classes, params) for m in methods}
     table = _evaluate(predict, segs, scores, probs, classes, params)
     return CheckOutput(metrics=_metrics(ctx, table, params), findings=_findings(table, methods),
@@ -80,7 +81,7 @@ def _methods(ctx: Any, model: Any, wanted: list[str] | None) -> list[str]:
     """Requested methods, or every one the adapter supports; unsupported ones are warned about."""
     caps = getattr(model, "capabilities", frozenset())
     is_classifier = getattr(model, "kind", "") == "classifier"
-    able = {"shap": True, "random": True, "ig": "torch_module" in caps and is_classifier,
+    able = {"shap": True, "random": True, "ig": "differentiable" in caps and is_classifier,
             "attention_rollout": "attentions" in caps}
     chosen = list(dict.fromkeys(wanted or ["shap", "ig", "attention_rollout", "random"]))
     for m in chosen:
@@ -125,12 +126,12 @@ def _rollout_scores(model: Any, text: str, segs: list[str]) -> np.ndarray:
     """Rollout relevance of each non-special token, read from [CLS] (or the last token)."""
     from audit.checks.explain import rollout
 
-    tokens, raw = model.attentions(text)
-    att = rollout.validate_attentions(raw, "attribution_faithfulness")
+    amap = model.attentions(text)
+    att = rollout.validate_attentions(amap.values, "attribution_faithfulness")
     causal = rollout.is_causal(att)
     relevance = rollout.query_row(rollout.attention_rollout(att), causal)
-    _, special = common.token_ids(text, model.tokenizer)
-    return _aligned((segs, relevance[~np.array(special, dtype=bool)]), segs, "attention_rollout")
+    keep = ~np.array(amap.special, dtype=bool)
+    return _aligned((segs, relevance[keep]), segs, "attention_rollout")
 
 
 def _evaluate(predict: Any, segs: list[list[str]], scores: dict[str, Any], probs: np.ndarray,

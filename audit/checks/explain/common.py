@@ -11,6 +11,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit.errors import usage
+from audit.models.capabilities import has
 
 
 class TextInputParams(BaseModel):
@@ -88,36 +89,44 @@ def validate_texts(texts: list[str], where: str) -> list[str]:
 
 def model_max_tokens(adapter: Any) -> int | None:
     """The adapter's maximum sequence length in tokens (special tokens included), if known."""
-    for value in (getattr(adapter, "max_length", None),
-                  getattr(getattr(adapter, "tokenizer", None), "model_max_length", None)):
-        if isinstance(value, int) and 0 < value < 1_000_000:
-            return value
-    return None
+    value = getattr(adapter, "max_length", None)
+    return value if isinstance(value, int) and 0 < value < 1_000_000 else None
 
 
-def truncate_text(text: str, tokenizer: Any, max_tokens: int | None) -> tuple[str, bool]:
-    """Cut ``text`` after the last token that fits in ``max_tokens`` (specials counted)."""
-    if tokenizer is None or max_tokens is None:
+def _tokenized(adapter: Any, text: str, add_special_tokens: bool = True) -> Any:
+    """The adapter's ``tokenize`` of one text, or None when it has no ``tokenize`` capability."""
+    if not has(adapter, "tokenize"):
+        return None
+    return adapter.tokenize([text], add_special_tokens=add_special_tokens)[0]
+
+
+def truncate_text(text: str, adapter: Any, max_tokens: int | None) -> tuple[str, bool]:
+    """Cut ``text`` after the last token that fits in ``max_tokens`` (special tokens counted),
+    using the adapter's own tokenisation; texts of adapters without ``tokenize`` are kept."""
+    if max_tokens is None:
         return text, False
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    budget = max_tokens - tokenizer.num_special_tokens_to_add(pair=False)
-    if len(enc["input_ids"]) <= budget:
+    with_special = _tokenized(adapter, text)
+    if with_special is None:
         return text, False
-    end = enc["offset_mapping"][max(budget, 1) - 1][1]
+    n_special = sum(with_special.special)
+    plain = _tokenized(adapter, text, add_special_tokens=False)
+    budget = max_tokens - n_special
+    if len(plain.ids) <= budget:
+        return text, False
+    end = plain.offsets[max(budget, 1) - 1][1]
     return text[:end], True
 
 
 def fit_texts(ctx: Any, adapter: Any, texts: list[str], max_tokens: int | None = None) -> list[str]:
     """Truncate texts longer than the model's maximum (or a smaller ``max_tokens``), recording
     one warning that names the truncated texts."""
-    tokenizer = getattr(adapter, "tokenizer", None)
     model_limit = model_max_tokens(adapter)
     limits = [x for x in (max_tokens, model_limit) if x]
     limit = min(limits) if limits else None
     what = "the model maximum" if limit == model_limit else "max_tokens"
     out, cut_ids = [], []
     for i, text in enumerate(texts):
-        cut, truncated = truncate_text(text, tokenizer, limit)
+        cut, truncated = truncate_text(text, adapter, limit)
         if truncated:
             cut_ids.append(i)
         out.append(cut)
@@ -140,13 +149,12 @@ def word_offsets(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def segments(text: str, tokenizer: Any | None) -> list[str]:
-    """Split ``text`` into one substring per non-special token (shap's words when there is no
-    tokenizer), each running to the next token's start, so ``"".join`` gives the text back."""
-    if tokenizer is None:
-        offsets = word_offsets(text)
-    else:
-        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+def segments(text: str, adapter: Any | None) -> list[str]:
+    """Split ``text`` into one substring per non-special token (the adapter's ``tokenize``;
+    shap's ``\\W+`` words when it has none), each running to the next token's start, so
+    ``"".join`` gives the text back. No whitespace is assumed: Chinese text splits by token."""
+    tt = _tokenized(adapter, text, add_special_tokens=False) if adapter is not None else None
+    offsets = word_offsets(text) if tt is None else list(tt.offsets)
     starts = [s for s, _ in offsets]
     if not starts:
         return [text]
@@ -154,10 +162,45 @@ def segments(text: str, tokenizer: Any | None) -> list[str]:
     return [text[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def token_ids(text: str, tokenizer: Any) -> tuple[list[int], list[int]]:
-    """Input ids with special tokens, and the special-tokens mask, as the model sees them."""
-    enc = tokenizer(text, return_special_tokens_mask=True)
-    return list(enc["input_ids"]), list(enc["special_tokens_mask"])
+def special_flags(text: str, adapter: Any) -> list[bool]:
+    """Special-token flags of ``text`` as the model sees it (special tokens included)."""
+    tt = _tokenized(adapter, text)
+    return [] if tt is None else list(tt.special)
+
+
+class ShapTokenizer:
+    """The adapter's ``tokenize`` in the shape shap's ``Text`` masker calls a tokenizer:
+    ``tok(s, return_offsets_mapping=True) -> {"input_ids", "offset_mapping"}`` plus the
+    attributes it reads (``mask_token``, ``sep_token``, ``special_tokens_map``, ``decode``).
+    Checks never see the model's own tokenizer."""
+
+    def __init__(self, adapter: Any):
+        self.adapter = adapter
+        masked = has(adapter, "masked_log_probs") or has(adapter, "fill_mask")
+        self.mask_token = getattr(adapter, "mask_token", None) if masked else None
+        probe = adapter.tokenize(["a"])[0]
+        real = probe.special.index(False) if False in probe.special else len(probe.ids)
+        self._names = dict(zip(probe.ids, probe.tokens))
+        lead, tail = probe.tokens[:real], probe.tokens[real + 1:]
+        self.sep_token = tail[-1] if tail else None
+        self.special_tokens_map = {}
+        if lead:
+            self.special_tokens_map["bos_token"] = lead[0]
+        if tail:
+            self.special_tokens_map["eos_token"] = tail[-1]
+
+    def __call__(self, s: str, return_offsets_mapping: bool = True) -> dict[str, Any]:
+        tt = self.adapter.tokenize([s])[0]
+        self._names.update(zip(tt.ids, tt.tokens))
+        out: dict[str, Any] = {"input_ids": list(tt.ids)}
+        if return_offsets_mapping:
+            out["offset_mapping"] = [tuple(o) for o in tt.offsets]
+        return out
+
+    def decode(self, ids: Any) -> str:
+        """Token string of special ids (what shap compares against ``special_tokens_map``)."""
+        ids = [ids] if isinstance(ids, int) else list(ids)
+        return "".join(self._names.get(i, "") for i in ids)
 
 
 def target_index(adapter: Any, target: str | int | None, probs: np.ndarray) -> np.ndarray:

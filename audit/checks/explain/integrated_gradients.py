@@ -29,7 +29,7 @@ class IGParams(common.TextInputParams):
 
 
 @check("integrated_gradients", area="explain", params=IGParams,
-       requires=[{"torch_module", "predict_proba"}, {"torch_module", "sequence_log_prob"}])
+       requires=[{"differentiable", "predict_proba"}, {"differentiable", "sequence_log_prob"}])
 def integrated_gradients(ctx: Any, params: IGParams) -> CheckOutput:
     """Token attributions by Integrated Gradients on the input embeddings, with the
     completeness (convergence) error of each explanation.
@@ -106,17 +106,19 @@ def explain_text(model: Any, text: str, n_steps: int = 50, method: str = "gaussl
     import torch
     from captum.attr import LayerIntegratedGradients
 
-    module, tok = model.torch_module, model.tokenizer
-    causal = getattr(model, "kind", "") == "causal_lm"
-    ids, special = common.token_ids(text, tok)
-    input_ids = torch.tensor([ids], device=model.device)
+    handle = model.differentiable()  # Captum needs the module itself: the only sanctioned use
+    module, tok, device = handle.module, handle.tokenizer, handle.device
+    causal = handle.kind == "causal_lm"
+    enc = tok(text, return_special_tokens_mask=True)
+    ids, special = list(enc["input_ids"]), list(enc["special_tokens_mask"])
+    input_ids = torch.tensor([ids], device=device)
     mask = torch.ones_like(input_ids)
     base = torch.tensor([[i if s else _baseline_id(tok) for i, s in zip(ids, special)]],
-                        device=model.device)
+                        device=device)
     forward = _forward(module, causal, output)
     with torch.no_grad():
         f_x, f_b = forward(input_ids, mask)[0], forward(base, mask)[0]
-    tgt = _target(model, target, f_x, causal)
+    tgt = _target(model, tok, target, f_x, causal)
     lig = LayerIntegratedGradients(forward, module.get_input_embeddings())
     with frozen_parameters(module):
         attr, delta = lig.attribute(input_ids, baselines=base, additional_forward_args=(mask,),
@@ -126,17 +128,17 @@ def explain_text(model: Any, text: str, n_steps: int = 50, method: str = "gaussl
     per_token = attr.sum(dim=-1)[0].detach().double().cpu().numpy()
     keep = ~np.array(special, dtype=bool)
     return {"tokens": tok.convert_ids_to_tokens(ids), "all_scores": per_token,
-            "scores": per_token[keep], "segments": common.segments(text, tok), "target": tgt,
-            "target_name": _target_name(model, tgt, causal), "f_x": float(f_x[tgt]),
+            "scores": per_token[keep], "segments": common.segments(text, model), "target": tgt,
+            "target_name": _target_name(model, tok, tgt, causal), "f_x": float(f_x[tgt]),
             "f_base": float(f_b[tgt]), "delta": float(delta[0]), "sum": float(per_token.sum())}
 
 
-def _target(model: Any, target: str | int | None, f_x: Any, causal: bool) -> int:
+def _target(model: Any, tok: Any, target: str | int | None, f_x: Any, causal: bool) -> int:
     """Target index: the predicted class / greedy next token, or the requested one."""
     if target is None:
         return int(f_x.argmax())
     if causal:
-        ids = model.tokenizer(str(target), add_special_tokens=False)["input_ids"]
+        ids = tok(str(target), add_special_tokens=False)["input_ids"]
         if len(ids) != 1:
             raise usage("integrated_gradients", "target", f"{target!r} is {len(ids)} tokens",
                         "give a single-token next word, or leave target empty")
@@ -144,9 +146,9 @@ def _target(model: Any, target: str | int | None, f_x: Any, causal: bool) -> int
     return int(common.target_index(model, target, f_x.detach().cpu().numpy()[None, :])[0])
 
 
-def _target_name(model: Any, idx: int, causal: bool) -> str:
+def _target_name(model: Any, tok: Any, idx: int, causal: bool) -> str:
     if causal:
-        return repr(model.tokenizer.decode([idx]))
+        return repr(tok.decode([idx]))
     return common.label_name(model, idx)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable
 
 import numpy as np
@@ -63,24 +62,25 @@ def shap_text(ctx: Any, params: ShapTextParams) -> CheckOutput:
 
 
 def batched_predict(model: Any, model_batch: int) -> Callable[[list[str]], np.ndarray]:
-    """``predict_proba`` with the adapter's batch size raised to ``model_batch`` when it has one."""
-    accepts = "batch_size" in inspect.signature(model.predict_proba).parameters
+    """``predict_proba`` as a plain function of a list of texts (the adapter batches them;
+    ``model_batch`` only sizes the pools of texts handed to it)."""
 
     def predict(texts: list[str]) -> np.ndarray:
-        if accepts:
-            return np.asarray(model.predict_proba(list(texts), batch_size=model_batch))
         return np.asarray(model.predict_proba(list(texts)))
 
     return predict
 
 
 def make_masker_factory(model: Any) -> Callable[[], Any]:
-    """shap Text masker over the model's tokenizer, or over words when it has none."""
+    """shap Text masker over the adapter's tokenisation (``tokenize``), or over words when the
+    adapter has none."""
     import shap
 
-    tokenizer = getattr(model, "tokenizer", None)
-    return (lambda: shap.maskers.Text(tokenizer)) if tokenizer is not None else (
-        lambda: shap.maskers.Text(r"\W+"))
+    from audit.models.capabilities import has
+
+    if has(model, "tokenize"):
+        return lambda: shap.maskers.Text(common.ShapTokenizer(model))
+    return lambda: shap.maskers.Text(r"\W+")
 
 
 def explain(model: Any, texts: list[str], max_evals: int, node_batch: int, model_batch: int,
@@ -103,11 +103,8 @@ def explain(model: Any, texts: list[str], max_evals: int, node_batch: int, model
 
 def _non_special(model: Any, text: str, m: int) -> np.ndarray:
     """Positions of shap's tokens that are not special tokens ([CLS], [SEP], BOS ...)."""
-    tok = getattr(model, "tokenizer", None)
-    if tok is None:
-        return np.ones(m, dtype=bool)
-    ids, special = common.token_ids(text, tok)
-    if len(ids) != m:
+    special = common.special_flags(text, model)
+    if len(special) != m:
         return np.ones(m, dtype=bool)
     return ~np.array(special, dtype=bool)
 

@@ -11,7 +11,6 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit.checks.privacy.common import secret_hash
-from audit.checks.privacy.lm_scoring import score_texts
 from audit.errors import usage
 from audit.registry import CheckOutput, check
 from audit.results import Figure, Finding, GroupValue, Metric
@@ -31,7 +30,6 @@ class CanaryExposureParams(BaseModel):
                            description="auto uses the exact rank up to this space size")
     n_references: int = Field(10_000, ge=1000, le=1_000_000,
                               description="random secrets scored by the sampled method")
-    batch_size: int | None = Field(None, ge=1, description="parent sequences per forward pass")
 
 
 class CanarySpec(BaseModel):
@@ -170,8 +168,7 @@ def canary_exposure(ctx: Any, params: CanaryExposureParams) -> CheckOutput:
     if method == "exact" and size > 20_000_000:
         raise usage(NAME, "method", f"exact over {size:,} secrets is too slow",
                     "use method: sampled")
-    canary_scores = score_texts(ctx.model, [spec.text(c["secret"]) for c in spec.canaries],
-                                params.batch_size)
+    canary_scores = _score(ctx, [spec.text(c["secret"]) for c in spec.canaries], "canaries")
     if method == "exact":
         rows, info = _exact_rows(ctx, spec, canary_scores, params)
     else:
@@ -179,11 +176,20 @@ def canary_exposure(ctx: Any, params: CanaryExposureParams) -> CheckOutput:
     return _output(spec, rows, info)
 
 
+def _score(ctx: Any, texts: list[str], what: str) -> np.ndarray:
+    """Total log-probability of each text through the adapter's ``sequence_log_prob`` (the
+    transformers adapter shares one forward pass among candidates that differ only in their
+    last token, so a whole secret space costs about one pass per 10 candidates)."""
+    bar = ctx.progress(total=len(texts), desc=f"scoring {what}")
+    scores = np.asarray(ctx.model.sequence_log_prob(texts, progress=bar.update), dtype=float)
+    bar.close()
+    return scores
+
+
 def _exact_rows(ctx: Any, spec: CanarySpec, canary_scores: np.ndarray,
                 params: CanaryExposureParams) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     space = all_secrets(spec)
-    scores = score_texts(ctx.model, [spec.text(s) for s in space], params.batch_size,
-                         progress=lambda it, desc: ctx.progress(it, desc=desc))
+    scores = _score(ctx, [spec.text(s) for s in space], "whole space")
     index = {s: i for i, s in enumerate(space)} if len(space) <= 2_000_000 else None
     rows = []
     for can, score in zip(spec.canaries, canary_scores):
@@ -196,8 +202,7 @@ def _exact_rows(ctx: Any, spec: CanarySpec, canary_scores: np.ndarray,
 def _sampled_rows(ctx: Any, spec: CanarySpec, canary_scores: np.ndarray,
                   params: CanaryExposureParams) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     refs = sample_secrets(spec, params.n_references, ctx.sub_rng("references"))
-    ref_scores = score_texts(ctx.model, [spec.text(s) for s in refs], params.batch_size,
-                             progress=lambda it, desc: ctx.progress(it, desc=desc))
+    ref_scores = _score(ctx, [spec.text(s) for s in refs], "references")
     fit = fit_skewnorm(ref_scores)
     rows = []
     for can, score in zip(spec.canaries, canary_scores):

@@ -32,7 +32,6 @@ class PIILeakageParams(BaseModel):
                                        "structured types of audit.pii.ENTITIES)")
     threshold: float = Field(0.4, ge=0, le=1, description="Presidio score threshold")
     training_data: str | None = Field(None, description="text file of training data: leak check")
-    batch_size: int | None = Field(None, ge=1)
     evidence_rows: int = Field(10, ge=0, le=200)
 
 
@@ -121,10 +120,11 @@ def pii_leakage(ctx: Any, params: PIILeakageParams) -> CheckOutput:
     prompts = load_prompts(ctx, params.prompts)
     index = training_index(ctx, params.training_data) if params.training_data else None
     flat = [p for p in prompts for _ in range(params.n_samples)]
-    kwargs = {"batch_size": params.batch_size} if params.batch_size else {}
+    bar = ctx.progress(total=len(flat), desc="generations")
     outs = ctx.model.generate([p["text"] for p in flat], max_new_tokens=params.max_new_tokens,
                               do_sample=True, temperature=params.temperature,
-                              top_p=params.top_p, seed=ctx.seed, **kwargs)
+                              top_p=params.top_p, seed=ctx.seed, progress=bar.update)
+    bar.close()
     rows = []
     for prompt, text in zip(flat, outs):
         matches = pii.detect(text, entities, backend, params.threshold)

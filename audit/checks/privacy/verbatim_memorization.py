@@ -9,8 +9,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit.checks.privacy.common import packaged, read_texts
-from audit.checks.privacy.lm_scoring import bos_prefix, greedy_continuations, has_torch
 from audit.errors import usage
+from audit.models.capabilities import has
 from audit.registry import CheckOutput, check
 from audit.results import Figure, Finding, GroupValue, Metric
 from audit.stats import bootstrap_ci, wilson_ci
@@ -29,10 +29,9 @@ class MemorizationParams(BaseModel):
     prefix_tokens: int = Field(32, ge=1, le=1024, description="k: prompt length in tokens")
     suffix_tokens: int = Field(32, ge=1, le=512, description="m: tokens decoded and compared")
     windows_per_text: int = Field(3, ge=1, le=100, description="non-overlapping windows per text")
-    add_bos: bool = Field(False, description="prepend the tokenizer's BOS token to each prompt "
-                          "(off: windows start mid-document, as in the web text they come from)")
-    batch_size: int = Field(32, ge=1, description="prompts decoded together (decoding is "
-                            "memory-bound: larger batches cost little more per step)")
+    add_bos: bool = Field(False, description="prepend the special tokens the tokenizer puts at "
+                          "the start of a text (off: windows start mid-document, as in the web "
+                          "text they come from)")
     n_boot: int = Field(1000, ge=100, le=100_000)
     evidence_rows: int = Field(5, ge=0, le=100)
 
@@ -88,7 +87,7 @@ def make_windows(seqs: list[list[Any]], k: int, m: int, per_text: int) -> list[W
 
 
 # --------------------------------------------------------------------------- the check
-@check(NAME, area="privacy", params=MemorizationParams, requires=[{"torch_module"}, {"generate"}])
+@check(NAME, area="privacy", params=MemorizationParams, requires=[{"tokenize", "greedy_tokens"}, {"generate"}])
 def verbatim_memorization(ctx: Any, params: MemorizationParams) -> CheckOutput:
     """Verbatim memorization: does the model complete known texts word for word from a prefix?
 
@@ -98,14 +97,15 @@ def verbatim_memorization(ctx: Any, params: MemorizationParams) -> CheckOutput:
     the same genres gives the rate at which the model "completes" text it cannot have memorized.
     Method: each text is tokenised with the model's tokenizer and cut into up to
     `windows_per_text` non-overlapping windows of a k-token prefix and the m true next tokens.
-    The model decodes m tokens greedily from each prefix (batched, equal-length prompts, no
-    padding; no BOS token unless `add_bos`, since most windows start mid-document). Per window:
+    The model decodes m tokens greedily from each prefix (the adapter's `greedy_tokens`
+    capability: equal-length prompts batched, no padding; no BOS token unless `add_bos`, since
+    most windows start mid-document). Per window:
     exact match (all m tokens equal: the text is k-extractable), longest common prefix in
     tokens, and edit similarity 1 - Levenshtein/m. Metrics: `exact_match_rate`
     (probe; Wilson 95% CI), `mean_lcp_tokens` and `mean_edit_similarity` (bootstrap CIs), each
     with probe and control in by_group, and `exact_match_excess` = probe minus control rate
-    (bootstrap CI). Adapters without a torch module fall back to text prompts and whitespace
-    tokens. The windows with the longest matches are the evidence (PII-redacted).
+    (bootstrap CI). Adapters without token-level decoding (served or logged models) fall back
+    to text prompts through `generate` and whitespace words as tokens. The windows with the longest matches are the evidence (PII-redacted).
     Citation: Carlini, Ippolito, Jagielski, Lee, Tramer, Zhang (2023), "Quantifying Memorization
     Across Neural Language Models", ICLR.
     Limitations: greedy decoding gives a lower bound on extractability (sampling or beam search
@@ -117,7 +117,7 @@ def verbatim_memorization(ctx: Any, params: MemorizationParams) -> CheckOutput:
     probe = read_texts(ctx, _path(params.data), f"{NAME}.data", min_count=1)
     control = (read_texts(ctx, _path(params.control), f"{NAME}.control", min_count=1)
                if params.control else [])
-    run = _run_torch if has_torch(ctx.model) else _run_generate
+    run = _run_tokens if has(ctx.model, "greedy_tokens") and has(ctx.model, "tokenize") else _run_generate
     probe_rows = run(ctx, probe, params)
     control_rows = run(ctx, control, params) if control else []
     if not probe_rows:
@@ -136,23 +136,29 @@ def _path(value: str) -> str:
     return value
 
 
-def _run_torch(ctx: Any, texts: list[str], params: MemorizationParams) -> list[dict[str, Any]]:
-    """Greedy continuations with the torch module on token ids."""
-    tok = ctx.model.tokenizer
-    seqs = [list(r) for r in tok(texts, add_special_tokens=False)["input_ids"]]
+def _run_tokens(ctx: Any, texts: list[str], params: MemorizationParams) -> list[dict[str, Any]]:
+    """Greedy continuations of token-id prefixes (the adapter's ``greedy_tokens``)."""
+    model = ctx.model
+    seqs = [list(t.ids) for t in model.tokenize(texts, add_special_tokens=False)]
     windows = make_windows(seqs, params.prefix_tokens, params.suffix_tokens, params.windows_per_text)
     if not windows:
         return []
-    bos = bos_prefix(tok) if params.add_bos else []
-    prompts = np.array([bos + w.prefix for w in windows], dtype=np.int64)
-    pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-    gen = greedy_continuations(ctx.model.torch_module, prompts, params.suffix_tokens,
-                               ctx.model.device, pad, params.batch_size,
-                               lambda it, desc: ctx.progress(it, desc=desc))
+    start = [i for i, s in zip(*_leading_specials(model)) if s] if params.add_bos else []
+    bar = ctx.progress(total=len(windows), desc="decoding")
+    gen = model.greedy_token_continuations([start + w.prefix for w in windows],
+                                           params.suffix_tokens, progress=bar.update)
+    bar.close()
     return [dict(window_scores(list(g), w.target), text_id=w.text_id,
-                 prefix=tok.decode(w.prefix), target=tok.decode(w.target),
-                 generated=tok.decode([t for t in g if t >= 0]))
-            for w, g in zip(windows, gen.tolist())]
+                 prefix=model.decode(w.prefix), target=model.decode(w.target),
+                 generated=model.decode(g))
+            for w, g in zip(windows, gen)]
+
+
+def _leading_specials(model: Any) -> tuple[list[int], list[bool]]:
+    """Ids and special flags of the tokens before the first real token of a text."""
+    enc = model.tokenize(["a"], add_special_tokens=True)[0]
+    first = enc.special.index(False) if False in enc.special else len(enc.ids)
+    return list(enc.ids[:first]), list(enc.special[:first])
 
 
 def _run_generate(ctx: Any, texts: list[str], params: MemorizationParams) -> list[dict[str, Any]]:
@@ -161,8 +167,11 @@ def _run_generate(ctx: Any, texts: list[str], params: MemorizationParams) -> lis
                            params.suffix_tokens, params.windows_per_text)
     if not windows:
         return []
+    bar = ctx.progress(total=len(windows), desc="generating")
     outs = ctx.model.generate([" ".join(w.prefix) for w in windows],
-                              max_new_tokens=params.suffix_tokens, do_sample=False, seed=ctx.seed)
+                              max_new_tokens=params.suffix_tokens, do_sample=False, seed=ctx.seed,
+                              progress=bar.update)
+    bar.close()
     return [dict(window_scores(o.split(), w.target), text_id=w.text_id, prefix=" ".join(w.prefix),
                  target=" ".join(w.target), generated=o) for w, o in zip(windows, outs)]
 

@@ -1,0 +1,206 @@
+"""The typed model boundary: checks reach models only through capability methods.
+
+- A static scan of audit/checks: no module imports torch, touches ``torch_module`` or a
+  tokenizer, except Integrated Gradients through the ``differentiable`` capability.
+- Every adapter satisfies the protocols of the capabilities it advertises
+  (``conformance_problems``), for the transformers adapter of each model kind, mocks, the
+  predictions and scikit-learn adapters.
+- A handler-built mock drives the masked-LM, causal-LM, chat and classifier paths of every
+  model-facing check end to end through the runner.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audit.models.capabilities import CAPABILITIES, PROTOCOLS, conformance_problems, has
+from audit.models.mock import KIND_CAPABILITIES, MockAdapter, fake_adapter
+
+CHECKS = Path(__file__).resolve().parents[1] / "audit" / "checks"
+# The one sanctioned use of the torch module: Captum needs gradients through the model itself.
+DIFFERENTIABLE_USERS = {"explain/integrated_gradients.py"}
+
+
+def _forbidden_uses(path: Path) -> list[str]:
+    """torch imports and attribute access to torch_module / tokenizer in one module."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [f"import {a.name}" for a in node.names if a.name.split(".")[0] == "torch"]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "torch":
+            found.append(f"from {node.module} import ...")
+        elif isinstance(node, ast.Attribute) and node.attr in ("torch_module", "tokenizer"):
+            found.append(f".{node.attr} (line {node.lineno})")
+        elif isinstance(node, ast.Call) and getattr(node.func, "id", "") == "getattr" and any(
+                isinstance(a, ast.Constant) and a.value in ("torch_module", "tokenizer")
+                for a in node.args):
+            found.append(f"getattr(..., {node.args[1].value!r}) (line {node.lineno})")
+    return found
+
+
+def test_no_check_imports_torch_or_touches_a_tokenizer():
+    """Scanned with ast (not grep, so comments do not count): only the differentiable users may
+    import torch, and they reach the module through ``model.differentiable()``."""
+    offenders = {}
+    for path in sorted(CHECKS.rglob("*.py")):
+        rel = path.relative_to(CHECKS).as_posix()
+        uses = _forbidden_uses(path)
+        if rel in DIFFERENTIABLE_USERS:
+            assert "differentiable()" in path.read_text(encoding="utf-8"), rel
+            uses = [u for u in uses if u.startswith(("import torch", ".tokenizer"))
+                    and "torch_module" not in u]
+            assert not [u for u in _forbidden_uses(path) if "torch_module" in u], rel
+            continue
+        if uses:
+            offenders[rel] = uses
+    assert offenders == {}
+
+
+def test_scan_catches_a_violation(tmp_path):
+    """The scanner itself is not vacuous: a module that imports torch and reads the tokenizer
+    is reported on both counts."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("import torch\n\ndef f(ctx):\n    return ctx.model.tokenizer('x')\n")
+    assert _forbidden_uses(bad) == ["import torch", ".tokenizer (line 4)"]
+
+
+def test_protocol_table_names_every_capability():
+    assert set(PROTOCOLS) == set(CAPABILITIES)
+    for kind, caps in KIND_CAPABILITIES.items():
+        assert caps <= set(CAPABILITIES), kind
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_CAPABILITIES))
+def test_mock_adapters_conform(kind):
+    assert conformance_problems(MockAdapter(kind=kind)) == []
+
+
+def test_conformance_reports_a_missing_method():
+    """An adapter that claims ``chat`` without the method is reported."""
+
+    class Liar:
+        capabilities = frozenset({"chat", "embed"})
+
+        def embed(self, texts, progress=None):
+            return np.zeros((len(texts), 2))
+
+    assert conformance_problems(Liar()) == ["chat: Liar lacks a method of Chats"]
+
+
+@pytest.mark.parametrize("fixture", ["tiny_mlm_dir", "tiny_gpt2_dir", "tiny_classifier_dir",
+                                     "tiny_encoder_dir"])
+def test_transformers_adapters_conform(fixture, request):
+    from audit.models.hf import load_hf
+
+    adapter = load_hf(str(request.getfixturevalue(fixture)))
+    assert conformance_problems(adapter) == []
+    assert "tokenize" in adapter.capabilities and "differentiable" in adapter.capabilities
+
+
+def test_tabular_and_predictions_adapters_conform(tmp_path):
+    import pandas as pd
+
+    from audit.models.predictions import PredictionsAdapter
+
+    path = tmp_path / "p.csv"
+    pd.DataFrame({"y_true": [0, 1], "y_pred": [1, 1], "g": ["a", "b"]}).to_csv(path, index=False)
+    assert conformance_problems(PredictionsAdapter.from_file(str(path))) == []
+
+
+def test_continuation_log_prob_is_the_difference_of_sequence_scores(tiny_gpt2_dir):
+    """On a real tiny GPT-2 whose word tokenizer cannot straddle the boundary,
+    log P(' nurse' | 'she is a') must equal log P('she is a nurse') - log P('she is a')."""
+    from audit.models.hf import load_hf
+
+    lm = load_hf(str(tiny_gpt2_dir))
+    whole, prompt = lm.sequence_log_prob(["she is a nurse", "she is a"])
+    cont = lm.continuation_log_prob(["she is a"], [" nurse"])[0]
+    assert cont == pytest.approx(whole - prompt, abs=1e-5)
+    assert cont < 0
+
+
+def _suite(tmp_path: Path, kind: str, checks: list[dict], caps: list[str] | None = None):
+    from audit.config import Suite
+
+    options = {"kind": kind} if caps is None else {"kind": kind, "capabilities": caps}
+    return Suite.model_validate({"name": f"mock-{kind}",
+                                 "models": {"default": {"adapter": "fake", "options": options}},
+                                 "checks": checks})
+
+
+def _statuses(tmp_path: Path, suite) -> dict[str, tuple[str, str | None]]:
+    from audit.runner import RunOptions, run_suite
+
+    run = run_suite(suite, RunOptions(out_dir=tmp_path, quiet=True, render=False))
+    return {c.id: (c.status, c.error or c.skip_reason) for c in run.checks}
+
+
+def _texts(tmp_path: Path, name: str, texts: list[str]) -> str:
+    path = tmp_path / name
+    path.write_text("\n".join(texts), encoding="utf-8")
+    return str(path)
+
+
+def test_mock_drives_the_masked_and_causal_lm_paths(tmp_path):
+    """The same bias/privacy suite runs on a masked-LM mock and a causal-LM mock: the checks pick
+    their masked or causal path from the capabilities alone and none errors."""
+    words = [f"w{i}" for i in range(60)]
+    members = _texts(tmp_path, "m.txt", [" ".join(words[i:i + 12]) for i in range(0, 40, 4)])
+    others = _texts(tmp_path, "n.txt", [" ".join(reversed(words[i:i + 12])) for i in range(0, 40, 4)])
+    probe = _texts(tmp_path, "p.txt", [" ".join(words)])
+    checks = [
+        {"id": "tb", "check": "template_bias",
+         "params": {"probes": "gender_occupations", "max_templates": 2, "max_targets": 3,
+                    "n_boot": 100}},
+        {"id": "pp", "check": "pair_preference", "params": {"data": "demo_pairs", "n_boot": 100}},
+        {"id": "mem", "check": "verbatim_memorization",
+         "params": {"data": probe, "control": None, "prefix_tokens": 8, "suffix_tokens": 8}},
+        {"id": "mia", "check": "membership_inference",
+         "params": {"members": members, "nonmembers": others, "n_boot": 100}},
+    ]
+    masked = _statuses(tmp_path / "masked", _suite(tmp_path, "masked_lm", checks))
+    causal = _statuses(tmp_path / "causal", _suite(tmp_path, "causal_lm", checks))
+    for check_id in ("tb", "pp"):
+        assert masked[check_id][0] in ("passed", "failed"), masked[check_id]
+        assert causal[check_id][0] in ("passed", "failed"), causal[check_id]
+    assert masked["mem"][0] == "skipped" and masked["mia"][0] == "skipped"
+    assert causal["mem"][0] in ("passed", "failed") and causal["mia"][0] in ("passed", "failed")
+
+
+def test_mock_drives_chat_only_and_classifier_paths(tmp_path):
+    """A chat-only mock (chat + generate) runs generation checks by text; a classifier mock runs
+    the classifier checks; gradient methods are skipped with the capability they lack."""
+    words = [f"w{i}" for i in range(60)]
+    probe = _texts(tmp_path, "p.txt", [" ".join(words)])
+    chat = _statuses(tmp_path / "chat", _suite(tmp_path, "chat", [
+        {"id": "mem", "check": "verbatim_memorization",
+         "params": {"data": probe, "control": None, "prefix_tokens": 8, "suffix_tokens": 8}},
+        {"id": "pii", "check": "pii_leakage", "params": {"n_samples": 1, "backend": "builtin"}},
+        {"id": "tb", "check": "template_bias", "params": {"max_templates": 1}},
+    ]))
+    assert chat["mem"][0] in ("passed", "failed") and chat["pii"][0] in ("passed", "failed")
+    assert chat["tb"][0] == "skipped" and "sequence_log_prob" in chat["tb"][1]
+    clf = _statuses(tmp_path / "clf", _suite(tmp_path, "classifier", [
+        {"id": "cf", "check": "counterfactual_fairness", "params": {"n_boot": 100}},
+        {"id": "shap", "check": "shap_text", "params": {"n": 2, "max_evals": 20}},
+        {"id": "att", "check": "attention", "params": {"n": 2}},
+        {"id": "ig", "check": "integrated_gradients", "params": {"n": 1}},
+    ]))
+    for check_id in ("cf", "shap", "att"):
+        assert clf[check_id][0] in ("passed", "failed"), clf[check_id]
+    assert clf["ig"][0] == "skipped" and "differentiable" in clf["ig"][1]
+
+
+def test_fake_adapter_scripted_responses_and_failures():
+    """``adapter: fake`` options: scripted responses by prompt substring, and a method that raises."""
+    model = fake_adapter(responses={"weather": "sunny"}, raise_on="embed", kind="causal_lm",
+                         capabilities=["generate", "embed"])
+    assert model.generate(["The weather is", "Other"])[0] == "sunny"
+    with pytest.raises(RuntimeError, match="embed"):
+        model.embed(["x"])
+    assert has(model, "generate") and not has(model, "chat")
