@@ -39,14 +39,16 @@ class Gate(_Strict):
 
 
 class ModelSpec(_Strict):
-    """How to load a model: adapter (hf, predictions, fake, sklearn, openai) + path and options.
+    """How to load a model: adapter (hf, predictions, fake, sklearn, openai, responses) + path and
+    options.
 
     ``adapter: openai`` (any OpenAI-compatible server) takes ``base_url`` and ``model`` instead
     of ``path``, plus the connection settings below; the API key is read from the environment
-    variable named by ``api_key_env``, never from the suite.
+    variable named by ``api_key_env``, never from the suite. ``adapter: responses`` reads logged
+    chat replies (a JSONL file) for the checks that only need what a model said.
     """
 
-    adapter: Literal["hf", "predictions", "fake", "sklearn", "openai"] = "hf"
+    adapter: Literal["hf", "predictions", "fake", "sklearn", "openai", "responses"] = "hf"
     path: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     base_url: str | None = Field(None, description="openai: API root, e.g. http://127.0.0.1:8000/v1")

@@ -74,6 +74,10 @@ def load_model(spec: Any, *, alias: str, options: Any, base_dir: Path | None) ->
         from audit.models.openai import load_openai
 
         return load_openai(spec, alias=alias)
+    if spec.adapter == "responses":
+        from audit.models.responses import ResponsesAdapter
+
+        return ResponsesAdapter.from_file(path or "", alias=alias, **spec.options)
     if spec.adapter == "sklearn":
         from audit.models.tabular import TabularAdapter
 
@@ -99,6 +103,8 @@ def _spec_from_string(text: str) -> Any:
     if text.startswith("fake"):
         kind = text.split(":", 1)[1] if ":" in text else "causal_lm"
         return ModelSpec(adapter="fake", options={"kind": kind})
+    if text.startswith("responses:"):
+        return ModelSpec(adapter="responses", path=text.split(":", 1)[1])
     if text.endswith((".csv", ".parquet", ".pq")):
         return ModelSpec(adapter="predictions", path=text)
     return ModelSpec(adapter="hf", path=text)
