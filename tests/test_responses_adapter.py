@@ -133,7 +133,7 @@ def test_refusal_check_on_logged_xstest_replies_matches_the_validation_script(tm
         % (path, path), encoding="utf-8")
     run = run_suite(load_suite(suite_file), RunOptions(out_dir=tmp_path / "out", quiet=True, render=False))
     result = run.check("xs")
-    assert result.status == "passed", result.error
+    assert result.status == "reported", result.error
     rows = list(csv.DictReader(path.open(encoding="utf-8")))
     same = sum(XSTEST_LABELS[r["final_label"]] == classify(r["completion"], r["prompt"]).label
                for r in rows)
