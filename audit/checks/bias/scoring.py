@@ -44,14 +44,22 @@ class Encoded:
 
 
 def encode(tokenizer: Any, text: str) -> Encoded:
-    """Tokenize with special tokens; word ids come from fast tokenizers (else one word per token)."""
-    enc = tokenizer(text, add_special_tokens=True, return_special_tokens_mask=True)
+    """Tokenize with special tokens; word ids come from fast tokenizers (else one word per token),
+    split at CJK characters (``audit.textseg.refine_word_ids``: Chinese has no spaces, so a
+    tokenizer's "word" can be a whole clause)."""
+    from audit.textseg import refine_word_ids
+
+    fast = bool(getattr(tokenizer, "is_fast", False))
+    enc = tokenizer(text, add_special_tokens=True, return_special_tokens_mask=True,
+                    **({"return_offsets_mapping": True} if fast else {}))
     ids = list(enc["input_ids"])
     special = [bool(s) for s in enc["special_tokens_mask"]]
     try:
         words = list(enc.word_ids())
     except (ValueError, AttributeError):
         words = [None if s else i for i, s in enumerate(special)]
+    if fast and "offset_mapping" in enc:
+        words = refine_word_ids(text, [tuple(o) for o in enc["offset_mapping"]], words)
     return Encoded(ids=ids, special=special, word_ids=words)
 
 

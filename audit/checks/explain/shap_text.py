@@ -78,9 +78,11 @@ def make_masker_factory(model: Any) -> Callable[[], Any]:
     """shap Text masker over the model's tokenizer, or over words when it has none."""
     import shap
 
+    from audit.textseg import WordTokenizer
+
     tokenizer = getattr(model, "tokenizer", None)
     return (lambda: shap.maskers.Text(tokenizer)) if tokenizer is not None else (
-        lambda: shap.maskers.Text(r"\W+"))
+        lambda: shap.maskers.Text(WordTokenizer()))  # \W+ words, each CJK character its own
 
 
 def explain(model: Any, texts: list[str], max_evals: int, node_batch: int, model_batch: int,
