@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 EXIT_USAGE = 4
+REPORT_LANGS = ("en", "zh")  # audit.report.i18n.LANGS (kept literal: --help imports nothing)
 
 
 def _add_run(sub: Any) -> None:
@@ -42,6 +43,8 @@ def _add_run(sub: Any) -> None:
                    help="where checks run: this process (default) or Ray (pip install 'audit[ray]')")
     p.add_argument("--ray-address", help="with --backend ray: 'auto' joins the running cluster, "
                    "or ray://HOST:PORT; default starts a local Ray instance")
+    p.add_argument("--lang", default="en",
+                   help="language of report.html and model_card.md: en (default) or zh")
     _add_fail_on(p)
 
 
@@ -80,6 +83,8 @@ def _add_others(sub: Any) -> None:
     p.add_argument("results")
     p.add_argument("--out", help="output folder (default: beside results.json)")
     p.add_argument("--show-pii", action="store_true")
+    p.add_argument("--lang", default="en",
+                   help="language of report.html and model_card.md: en (default) or zh")
 
 
 def _add_train_dp(sub: Any) -> None:
@@ -111,6 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from audit.config import load_suite
     from audit.runner import RunOptions, run_suite
 
+    _check_lang(args.lang)
     suite = load_suite(args.suite)
     options = RunOptions(out_dir=Path(args.out), model=args.model, device=args.device,
                          dtype=args.dtype, batch_size=args.batch_size, seed=args.seed,
@@ -135,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     f"use ids from the suite: {', '.join(c.id for c in suite.checks)}")
     run = run_suite(suite, options)
     if not args.no_report:
-        _render(run, options.out_dir, args.show_pii)
+        _render(run, options.out_dir, args.show_pii, args.lang)
     if args.junit:
         from audit.junit import run_to_junit, write_junit
 
@@ -147,15 +153,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run.summary.exit_code
 
 
+def _check_lang(lang: str) -> None:
+    """An unsupported --lang is a usage error (exit 4) before any work is done."""
+    if lang not in REPORT_LANGS:
+        from audit.errors import usage
+
+        raise usage("--lang", lang, "unknown report language", f"use one of {', '.join(REPORT_LANGS)}")
+
+
 def _command_line() -> str:
     return "audit " + " ".join(sys.argv[1:])
 
 
-def _render(run: Any, out_dir: Path, show_pii: bool) -> None:
+def _render(run: Any, out_dir: Path, show_pii: bool, lang: str = "en") -> None:
     try:
         from audit.report import write_report
 
-        write_report(run, out_dir, show_pii=show_pii)
+        write_report(run, out_dir, show_pii=show_pii, lang=lang)
     except Exception as exc:  # the results are already saved; a report bug must not lose them
         print(f"audit: warning: report not rendered ({type(exc).__name__}: {exc})", file=sys.stderr)
 
@@ -312,9 +326,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from audit.report import write_report
     from audit.results import load_run
 
+    _check_lang(args.lang)
     run = load_run(args.results)
     out = Path(args.out) if args.out else Path(args.results).resolve().parent
-    for kind, path in write_report(run, out, show_pii=args.show_pii).items():
+    for kind, path in write_report(run, out, show_pii=args.show_pii, lang=args.lang).items():
         print(f"{kind}: {path}")
     return 0
 

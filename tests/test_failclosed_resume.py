@@ -134,7 +134,7 @@ def test_resume_with_the_same_inputs_reuses_and_marks_it(setup, calls) -> None:
     assert [c["reused"] for c in again["checks"]] == [True, True]
     html = (s["out"] / "report.html").read_text(encoding="utf-8")
     assert html.count("(reused)") == 2
-    assert "2 check results were reused" in html and "fair, fair2" in html
+    assert "2 check result(s) reused" in html and "fair, fair2" in html
 
 
 def test_resume_reruns_only_the_check_that_errored(setup, calls, monkeypatch) -> None:

@@ -77,3 +77,25 @@ def test_default_suite_report_in_browser(checker, tmp_path: Path) -> None:
     print({k: result[k] for k in ("size_bytes", "load_event_ms", "get_wall_s")})
     assert result["console_errors"] == [] and result["network_requests"] == []
     assert result["screenshots"]["phone"]["horizontal_overflow_px"] == 0
+
+
+@pytest.mark.browser
+def test_chinese_report_draws_every_glyph(checker, tmp_path: Path) -> None:
+    """The Chinese report (--lang zh) opens offline with no console errors, no network requests,
+    no sideways scrolling at 390 px, and every character of its text drawn by an installed font
+    (none renders as the missing-glyph box). Control: a page with a cuneiform character (U+12000), which no
+    installed font covers, is flagged, so the glyph check can fail. Screenshots go to
+    $AUDIT_SHOTS when set (to look at), else to the temporary folder."""
+    shots = Path(os.environ.get("AUDIT_SHOTS", tmp_path / "shots"))
+    html = write_report(rich_run(), tmp_path, lang="zh")["html"]
+    result = checker.check_report(html, shots)
+    print({k: result[k] for k in ("size_bytes", "load_event_ms", "glyphs_checked",
+                                  "missing_glyphs")})
+    assert result["console_errors"] == [] and result["network_requests"] == []
+    assert result["glyphs_checked"] > 100 and result["missing_glyphs"] == []
+    assert result["screenshots"]["phone"]["horizontal_overflow_px"] == 0
+    control = tmp_path / "control.html"
+    control.write_text("<!DOCTYPE html><html lang=\"zh-Hans\"><meta charset=\"utf-8\"><body>"
+                       "计分卡 \U00012000</body></html>", encoding="utf-8")
+    flagged = checker.check_report(control, tmp_path / "control")
+    assert flagged["missing_glyphs"] == ["\U00012000"]

@@ -27,6 +27,7 @@ def test_wheel_ships_templates_and_renders_without_repo(tmp_path: Path) -> None:
     wheel = next((tmp_path / "whl").glob("audit-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert all(f"audit/_templates/{t}" in names for t in TEMPLATES)
+    assert "audit/_templates/locale/zh/LC_MESSAGES/audit.mo" in names  # the Chinese catalog
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
                     str(target), str(wheel)], check=True)
@@ -34,7 +35,9 @@ def test_wheel_ships_templates_and_renders_without_repo(tmp_path: Path) -> None:
     (tmp_path / "fixture_mod.py").write_text(fixture, encoding="utf-8")
     code = ("import audit.report as r, fixture_mod as f;"
             "assert r.__file__.startswith(%r);"
-            "print(len(r.render_html(f.rich_run())), len(r.render_model_card(f.rich_run())))"
+            "print(len(r.render_html(f.rich_run())), len(r.render_model_card(f.rich_run())));"
+            "zh = r.render_html(f.rich_run(), lang='zh');"
+            "assert '\u8ba1\u5206\u5361' in zh and 'lang=\"zh-Hans\"' in zh, 'no Chinese report'"
             % str(target))
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True,
                          capture_output=True, text=True,

@@ -234,6 +234,8 @@ class HFAdapter:
     # -- tokenize ---------------------------------------------------------------------------
     def tokenize(self, texts: Sequence[str], add_special_tokens: bool = True) -> list[TokenizedText]:
         """Token ids, character offsets, special-token flags and word ids (fast tokenizers)."""
+        from audit.textseg import refine_word_ids
+
         tok = self.tokenizer
         if not getattr(tok, "is_fast", False):
             raise usage(self.source, "tokenizer", "needs a fast tokenizer (character offsets)",
@@ -246,7 +248,7 @@ class HFAdapter:
             special = [bool(s) for s in enc["special_tokens_mask"][i]]
             offsets = [(0, 0) if s else (int(a), int(b))
                        for (a, b), s in zip(enc["offset_mapping"][i], special)]
-            words = enc.word_ids(i)
+            words = refine_word_ids(text, offsets, enc.word_ids(i))  # CJK: a word per character
             out.append(TokenizedText(text=text, ids=tuple(ids), offsets=tuple(offsets),
                                      special=tuple(special), word_ids=tuple(words),
                                      tokens=tuple(tok.convert_ids_to_tokens(ids))))

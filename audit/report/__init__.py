@@ -26,20 +26,23 @@ def _css() -> Any:
     return Markup(read_asset("report.css").replace("</", "<\\/"))
 
 
-def render_html(run: RunResult, *, show_pii: bool = False) -> str:
-    """The transparency report of ``run`` as one HTML document (PII redacted unless ``show_pii``)."""
+def render_html(run: RunResult, *, show_pii: bool = False, lang: str = "en") -> str:
+    """The transparency report of ``run`` as one HTML document (PII redacted unless ``show_pii``),
+    headings, labels and verdicts in ``lang`` (``en`` or ``zh``; numbers identical)."""
+    from audit.report import i18n
     from audit.report.templating import html_env
     from audit.report.view import build_report_view
 
-    view = build_report_view(run, show_pii=show_pii)
-    return html_env(not show_pii).get_template("report.html.j2").render(v=view, css=_css())
+    with i18n.use(lang):
+        view = build_report_view(run, show_pii=show_pii)
+        return html_env(not show_pii, lang).get_template("report.html.j2").render(v=view, css=_css())
 
 
-def render_model_card(run: RunResult) -> str:
+def render_model_card(run: RunResult, lang: str = "en") -> str:
     """``model_card.md`` for ``run``: Hugging Face layout plus Mitchell et al. 2019 sections."""
     from audit.report.model_card import render_model_card as _render
 
-    return _render(run)
+    return _render(run, lang)
 
 
 def render_compare_html(base: RunResult, new: RunResult, comparison: Any = None) -> str:
@@ -56,13 +59,15 @@ def render_compare_html(base: RunResult, new: RunResult, comparison: Any = None)
     return html_env().get_template("compare.html.j2").render(v=view, css=_css())
 
 
-def write_report(run: RunResult, out_dir: str | Path, show_pii: bool = False) -> dict[str, Path]:
-    """Write ``report.html`` and ``model_card.md`` into ``out_dir`` atomically; return their paths."""
+def write_report(run: RunResult, out_dir: str | Path, show_pii: bool = False,
+                 lang: str = "en") -> dict[str, Path]:
+    """Write ``report.html`` and ``model_card.md`` (in ``lang``) into ``out_dir`` atomically;
+    return their paths."""
     from audit.io import atomic_write_text
 
     out = Path(out_dir)
-    html = render_html(run, show_pii=show_pii)
-    card = render_model_card(run)
+    html = render_html(run, show_pii=show_pii, lang=lang)
+    card = render_model_card(run, lang)
     paths = {"html": atomic_write_text(out / "report.html", html),
              "model_card": atomic_write_text(out / "model_card.md", card)}
     return paths

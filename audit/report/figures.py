@@ -79,11 +79,21 @@ def _token_style(t: float) -> str:
 
 
 def _mask_pii_tokens(tokens: list[str]) -> list[str]:
-    """Redact each token, and mask tokens that together spell PII (e.g. an e-mail split in parts)."""
+    """Redact each token, and mask tokens that together spell PII (e.g. an e-mail split in parts,
+    or a Chinese identity number split into digit groups)."""
     text, spans_of = detokenize(tokens)
-    pii = regex_spans(text)
+    pii = regex_spans(text) + _builtin_spans(text)
     return ["[PII]" if any(a < e and s < b for a, b in pii) else redact_text(tok)
             for tok, (s, e) in zip(tokens, spans_of)]
+
+
+def _builtin_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of the PII ``audit.pii``'s validators find (Chinese types included), if available."""
+    try:
+        from audit.pii import detect_builtin
+    except ImportError:
+        return []
+    return [(m.start, m.end) for m in detect_builtin(text)]
 
 
 def detokenize(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
@@ -92,10 +102,13 @@ def detokenize(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
     Byte-level BPE / SentencePiece (``Ġ`` / ``▁`` mark a leading space): space only before marked
     tokens. WordPiece and plain words: ``##`` glues to the previous token, punctuation glues on
     both sides (so ``jane . doe @ example . com`` becomes ``jane.doe@example.com``), other tokens
-    get a space.
+    get a space, except next to a CJK character (Chinese is written without spaces) and between
+    digit groups (a number split over tokens is rebuilt whole, so it can be recognised as PII).
     """
+    from audit.textseg import is_cjk
+
     bpe = any(t.startswith(("\u0120", "\u2581")) for t in tokens)
-    text, spans, prev_punct = "", [], True
+    text, spans, prev_glue, prev_digit = "", [], True, False
     for tok in tokens:
         punct = bool(tok) and not any(ch.isalnum() for ch in tok)
         if bpe:
@@ -103,11 +116,12 @@ def detokenize(tokens: list[str]) -> tuple[str, list[tuple[int, int]]]:
         elif tok.startswith("##"):
             sep, piece = "", tok[2:]
         else:
-            sep, piece = ("" if punct or prev_punct else " "), tok
+            digits = prev_digit and (tok[:1].isdigit() or tok in ("X", "x"))
+            sep, piece = ("" if punct or prev_glue or digits or is_cjk(tok[:1]) else " "), tok
         text += sep
         spans.append((len(text), len(text) + len(piece)))
         text += piece
-        prev_punct = punct
+        prev_glue, prev_digit = punct or is_cjk(tok[-1:]), tok[-1:].isdigit()
     return text, spans
 
 

@@ -48,8 +48,10 @@ def _fmt_float(v: float) -> str:
 
 
 def _unit_suffix(unit: str) -> str:
-    """`%` sticks to the number; other units get a space."""
-    return unit if unit in {"%", "\u2030"} else f" {unit}"
+    """`%` sticks to the number; other units get a space (named in the report's language)."""
+    from audit.report.i18n import unit as local_unit
+
+    return unit if unit in {"%", "\u2030"} else f" {local_unit(unit)}"
 
 
 def fmt_ci(ci: ConfidenceInterval | None, unit: str | None = None) -> str:
@@ -67,14 +69,16 @@ def ci_note(ci: ConfidenceInterval | None) -> str:
 
 
 def direction(metric: Metric) -> str:
-    """Which way is better for this metric, in words."""
+    """Which way is better for this metric, in words (in the report's language)."""
+    from audit.report.i18n import _
+
     if metric.ideal is not None:
-        return f"ideal {fmt_num(metric.ideal)}"
+        return _("ideal {value}").format(value=fmt_num(metric.ideal))
     if metric.higher_is_better is True:
-        return "higher is better"
+        return _("higher is better")
     if metric.higher_is_better is False:
-        return "lower is better"
-    return "descriptive"
+        return _("lower is better")
+    return _("descriptive")
 
 
 def fmt_value(value: Any, limit: int = 400) -> str:

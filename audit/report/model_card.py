@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 from audit.report.fmt import DASH, direction, fmt_ci, fmt_num
+from audit.report.i18n import _, unit, use
 from audit.report.redact import redact_value
 from audit.report.templating import MdSafe, md_env
 from audit.report.view import AREAS, area_of, data_rows, group_matrix, summary_of, verdict
@@ -25,9 +26,11 @@ TASKS = {"causal_lm": "text-generation", "masked_lm": "fill-mask",
 NEEDED = "More information needed"
 
 
-def render_model_card(run: RunResult) -> str:
-    """The model card Markdown of ``run`` (PII always redacted: a card is for publishing)."""
-    return md_env().get_template("model_card.md.j2").render(card=card_view(run))
+def render_model_card(run: RunResult, lang: str = "en") -> str:
+    """The model card Markdown of ``run`` (PII always redacted: a card is for publishing), its
+    headings and fixed text in ``lang``; the YAML metadata stays machine-readable English."""
+    with use(lang):
+        return md_env(lang).get_template("model_card.md.j2").render(card=card_view(run))
 
 
 def card_view(run: RunResult) -> dict[str, Any]:
@@ -40,7 +43,7 @@ def card_view(run: RunResult) -> dict[str, Any]:
         "models": [{"alias": m.alias, "source": m.source, "adapter": m.adapter, "kind": m.kind,
                     "files": sorted(m.files.items())} for m in run.models.values()],
         "verdict": verdict(run)["text"], "summary": summary_of(run), "synthetic": run.synthetic,
-        "risks": risk_items(checks), "failed_gates": failed_gates(run),
+        "risks": risk_items(checks), "failed_gates": failed_gates(run), "lang": lang_note(),
         "coverage_gaps": [(c.id, c.status, redact_value(c.skip_reason or c.error or "", False))
                           for c in checks if c.status in ("skipped", "error")],
         "data": data_rows(run, {c.id: "" for c in checks}),
@@ -53,6 +56,15 @@ def card_view(run: RunResult) -> dict[str, Any]:
         "compute": compute_view(run),
         "privacy": privacy_lines(checks),
     }
+
+
+def lang_note() -> str:
+    """A note on what stays in English when the card is rendered in another language."""
+    from audit.report.i18n import current
+
+    return "" if current() == "en" else _(
+        "Headings, labels and verdicts are translated; method cards, findings, metric "
+        "descriptions and evidence come from results.json and stay in English.")
 
 
 def _model_title(run: RunResult) -> str:
@@ -97,7 +109,8 @@ def risk_items(checks: list[CheckResult]) -> list[dict[str, Any]]:
         items = [(c.id, f.severity, redact_value(f.message, False)) for c in checks
                  if area_of(c) == key for f in c.findings if f.severity != "info"]
         if items:
-            out.append({"area": titles.get(key, key.title()), "entries": items})
+            out.append({"area": _(titles[key]) if key in titles else key.title(),
+                        "entries": items})
     return out
 
 
@@ -161,7 +174,7 @@ def _gate(g: Any) -> str:
     if g is None:
         return DASH
     op = "\u2264" if g.op == "max" else "\u2265"
-    return f"{'pass' if g.passed else 'FAIL'} ({op} {fmt_num(g.threshold)})"
+    return f"{_('pass') if g.passed else _('FAIL')} ({op} {fmt_num(g.threshold)})"
 
 
 def privacy_lines(checks: list[CheckResult]) -> list[str]:
@@ -201,7 +214,7 @@ def compute_view(run: RunResult) -> dict[str, Any]:
     keys = ("torch", "transformers", "numpy", "scikit-learn", "opacus", "shap", "captum")
     return {"device": p.device, "platform": p.platform, "python": p.python,
             "audit_version": p.audit_version,
-            "seconds": f"{sum(c.duration_s for c in run.checks):.1f}",
+            "seconds": f"{sum(c.duration_s for c in run.checks):.1f} {unit('s')}",
             "packages": [(k, p.packages[k]) for k in keys if k in p.packages],
             "command": p.command or DASH, "seed": str(run.seed),
             "suite_sha256": run.suite.sha256 or DASH, "git_commit": p.git_commit or DASH}

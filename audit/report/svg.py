@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from markupsafe import Markup, escape
 
 from audit.report.fmt import fmt_num
+from audit.report.i18n import _
 
 # Okabe-Ito palette: distinguishable with the common colour-vision deficiencies.
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
@@ -127,7 +128,8 @@ def bars_svg(data: dict[str, Any], title: str = "") -> Markup:
     if ref is not None:
         body.append(f'<line x1="{sx(ref):.1f}" x2="{sx(ref):.1f}" y1="{top - 6:.1f}" '
                     f'y2="{top + row * len(labels):.1f}" class="ref"/>')
-        body.append(_text(sx(ref), top - 10, f"reference {fmt_num(ref)}", "small", "middle"))
+        body.append(_text(sx(ref), top - 10, _("reference {value}").format(value=fmt_num(ref)),
+                          "small", "middle"))
     if data.get("xlabel"):
         body.append(_text(4, 14, short(str(data["xlabel"]), 30), "axis-label"))
     return _svg(460, height, body, title or "bar chart", "bars")

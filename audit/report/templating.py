@@ -1,6 +1,9 @@
 """The jinja2 environments of the reports (templates in ``audit._templates`` / reports/templates).
 
-HTML templates render with autoescape on, so every value from results.json is text. The Markdown
+HTML templates render with autoescape on, so every value from results.json is text. Both
+environments carry jinja2's ``i18n`` extension with the language's gettext catalog installed
+(:mod:`audit.report.i18n`); ``{{ _("...") }}`` marks translatable text. Never pass values from
+results.json as ``_()`` parameters: they would bypass the redacting ``finalize``. The Markdown
 environment has no HTML autoescape; instead every ``{{ }}`` output passes through
 :func:`audit.report.fmt.md_escape` (its ``finalize``), unless wrapped in :class:`MdSafe` by code
 that built it from escaped parts.
@@ -50,8 +53,26 @@ def _loader() -> Any:
     return FunctionLoader(lambda name: (read_asset(name), None, lambda: True))
 
 
-@lru_cache(maxsize=2)
-def html_env(redact: bool = True) -> Any:
+def _install_language(env: Any, lang: str, markdown: bool = False) -> Any:
+    """Add jinja2's i18n extension's gettext functions for ``lang`` to ``env``, and the ``word``
+    filter, which translates a status or severity that arrives as data (a known word only:
+    anything else stays plain text and is escaped and redacted like every value). HTML uses
+    jinja2's "newstyle" gettext (translations are autoescaped Markup; a literal % is %%); in
+    Markdown a translation is :class:`MdSafe` (our catalog's text, not escaped)."""
+    from audit.report.i18n import WORDS, translations
+
+    tr = translations(lang)
+    if markdown:
+        env.install_gettext_callables(lambda s: MdSafe(tr.gettext(s)),
+                                      lambda s, p, n: MdSafe(tr.ngettext(s, p, n)), newstyle=False)
+    else:
+        env.install_gettext_translations(tr, newstyle=True)
+    env.filters["word"] = lambda value: tr.gettext(value) if value in WORDS else value
+    return env
+
+
+@lru_cache(maxsize=8)
+def html_env(redact: bool = True, lang: str = "en") -> Any:
     """The HTML environment: autoescape on for every template, undefined names are errors.
 
     With ``redact`` (the default) every string output also passes through the PII redactor, a
@@ -61,10 +82,10 @@ def html_env(redact: bool = True) -> Any:
     from jinja2 import Environment, StrictUndefined
 
     env = Environment(loader=_loader(), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=False, lstrip_blocks=False,
+                      trim_blocks=False, lstrip_blocks=False, extensions=["jinja2.ext.i18n"],
                       finalize=_redact_finalize if redact else None)
     env.filters["css_class"] = css_class
-    return env
+    return _install_language(env, lang)
 
 
 def _redact_finalize(value: Any) -> Any:
@@ -95,11 +116,12 @@ def _md_finalize(value: Any) -> Any:
     return md_escape(redact_text("" if value is None else str(value)))
 
 
-@lru_cache(maxsize=1)
-def md_env() -> Any:
+@lru_cache(maxsize=4)
+def md_env(lang: str = "en") -> Any:
     """The Markdown environment: no HTML autoescape, every output Markdown-escaped."""
     from jinja2 import Environment, StrictUndefined
 
-    return Environment(loader=_loader(), autoescape=False, undefined=StrictUndefined,
-                       finalize=_md_finalize, keep_trailing_newline=True,
-                       trim_blocks=True, lstrip_blocks=True)
+    env = Environment(loader=_loader(), autoescape=False, undefined=StrictUndefined,
+                      finalize=_md_finalize, keep_trailing_newline=True,
+                      trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.i18n"])
+    return _install_language(env, lang, markdown=True)

@@ -10,16 +10,20 @@ from typing import Any
 
 from audit.report import figures
 from audit.report.fmt import DASH, ci_note, direction, fmt_ci, fmt_num, fmt_value
+from audit.report.i18n import N_, _, unit
 from audit.report.redact import redact_value
 from audit.results import CheckResult, GateResult, Metric, RunResult
 
+# Titles and intros are message ids (translated where shown, see audit.report.i18n).
 AREAS: list[tuple[str, str, str]] = [
-    ("bias", "Bias", "Associations and preferences in the model that mirror social stereotypes."),
-    ("fairness", "Fairness", "Differences in the model's decisions and errors between groups."),
-    ("privacy", "Privacy", "What the model memorised and may leak, and formal differential-"
-                           "privacy (DP) guarantees."),
-    ("explain", "Explainability", "Which inputs the outputs depend on, and how faithful the "
-                                   "explanations are."),
+    ("bias", N_("Bias"), N_("Associations and preferences in the model that mirror social "
+                            "stereotypes.")),
+    ("fairness", N_("Fairness"), N_("Differences in the model's decisions and errors between "
+                                    "groups.")),
+    ("privacy", N_("Privacy"), N_("What the model memorised and may leak, and formal "
+                                  "differential-privacy (DP) guarantees.")),
+    ("explain", N_("Explainability"), N_("Which inputs the outputs depend on, and how faithful "
+                                         "the explanations are.")),
 ]
 LE, GE = "\u2264", "\u2265"
 MAX_EVIDENCE_ROWS = 20
@@ -52,7 +56,7 @@ def build_report_view(run: RunResult, show_pii: bool = False) -> dict[str, Any]:
     checks = [check_view(c, f"check-{i + 1}", show_pii) for i, c in enumerate(run.checks)]
     _link_repeated_cards(run.checks, checks)
     return {
-        "title": f"Audit report: {run.suite.name}",
+        "title": _("Audit report: {suite}").format(suite=run.suite.name),
         "run": run_view(run),
         "verdict": verdict(run),
         "counts": counts_view(run),
@@ -65,6 +69,7 @@ def build_report_view(run: RunResult, show_pii: bool = False) -> dict[str, Any]:
         "show_pii": show_pii,
         "synthetic": run.synthetic,
         "notices": notices(run),
+        **lang_view(),
     }
 
 
@@ -75,10 +80,20 @@ def notices(run: RunResult) -> list[str]:
     out = []
     reused = [c.id for c in run.checks if c.reused]
     if reused:
-        out.append(f"{len(reused)} check result{'s were' if len(reused) > 1 else ' was'} reused "
-                   f"from an earlier run with identical inputs (--resume): {', '.join(reused)}.")
+        out.append(_("{n} check result(s) reused from an earlier run with identical inputs "
+                     "(--resume): {ids}.").format(n=len(reused), ids=", ".join(reused)))
     out += list(FALLBACKS)
     return out
+
+
+def lang_view() -> dict[str, str]:
+    """The page's language attribute and, outside English, a note on what stays in English."""
+    from audit.report.i18n import HTML_LANG, current
+
+    note = "" if current() == "en" else _(
+        "Headings, labels and verdicts are translated; method cards, findings, metric "
+        "descriptions and evidence come from results.json and stay in English.")
+    return {"html_lang": HTML_LANG[current()], "lang_note": note}
 
 
 def _link_repeated_cards(results: list[CheckResult], views: list[dict[str, Any]]) -> None:
@@ -112,31 +127,33 @@ def summary_of(run: RunResult) -> Any:
 def verdict(run: RunResult) -> dict[str, str]:
     """One-line outcome and its CSS class, from the recounted summary's exit code."""
     s = summary_of(run)
-    texts = {0: ("pass", "All gates passed"), 1: ("fail", "At least one gate failed"),
-             2: ("error", "At least one check errored"),
-             4: ("error", "A check could not run on its input (bad data or parameters)")}
-    cls, text = texts.get(s.exit_code, ("error", f"Exit code {s.exit_code}"))
+    texts = {0: ("pass", _("All gates passed")), 1: ("fail", _("At least one gate failed")),
+             2: ("error", _("At least one check errored")),
+             4: ("error", _("A check could not run on its input (bad data or parameters)"))}
+    cls, text = texts.get(s.exit_code, ("error", _("Exit code {code}").format(code=s.exit_code)))
     if s.exit_code == 1 and not s.gates_failed and s.findings_critical:
-        text = "A critical finding failed the run (--fail-on critical)"
+        text = _("A critical finding failed the run (--fail-on critical)")
     if s.exit_code == 0 and s.gates_passed + s.gates_failed == 0:
-        cls, text = "none", "No gates defined: nothing was passed or failed; read the findings"
+        cls, text = "none", _("No gates defined: nothing was passed or failed; read the findings")
     if s.exit_code == 0 and s.findings_critical:
-        text += f"; {s.findings_critical} critical finding{'s' if s.findings_critical > 1 else ''}"
+        text += "; " + _("{n} critical finding(s)").format(n=s.findings_critical)
     stale = s != run.summary
     return {"class": cls, "text": text, "exit_code": str(s.exit_code),
-            "stale": "The summary stored in results.json differs from its checks (edited or "
-                     "merged file?); the counts here are recounted from the checks." if stale else ""}
+            "stale": _("The summary stored in results.json differs from its checks (edited or "
+                       "merged file?); the counts here are recounted from the checks.")
+            if stale else ""}
 
 
 def counts_view(run: RunResult) -> list[dict[str, str]]:
     """Counts of checks by status and gates by outcome."""
     s = summary_of(run)
     return [{"label": label, "value": str(value), "class": cls} for label, value, cls in [
-        ("checks passed", s.checks_passed, "pass"), ("checks failed", s.checks_failed, "fail"),
-        ("checks reported (no gate)", s.checks_reported, "skip"),
-        ("checks errored", s.checks_error, "error"), ("checks skipped", s.checks_skipped, "skip"),
-        ("gates passed", s.gates_passed, "pass"), ("gates failed", s.gates_failed, "fail"),
-        ("critical findings", s.findings_critical, "fail" if s.findings_critical else "pass")]]
+        (_("checks passed"), s.checks_passed, "pass"), (_("checks failed"), s.checks_failed, "fail"),
+        (_("checks reported (no gate)"), s.checks_reported, "skip"),
+        (_("checks errored"), s.checks_error, "error"),
+        (_("checks skipped"), s.checks_skipped, "skip"),
+        (_("gates passed"), s.gates_passed, "pass"), (_("gates failed"), s.gates_failed, "fail"),
+        (_("critical findings"), s.findings_critical, "fail" if s.findings_critical else "pass")]]
 
 
 def gate_row(gate: GateResult, run: RunResult, anchors: dict[str, str]) -> dict[str, Any]:
@@ -169,7 +186,7 @@ def glance_row(check: CheckResult, anchor: str) -> dict[str, str]:
     return {"id": check.id, "anchor": anchor, "check": check.check, "area": area_of(check),
             "status": check.status, "headline": headline, "reused": check.reused,
             "critical": sum(f.severity == "critical" for f in check.findings),
-            "duration": f"{check.duration_s:.1f} s"}
+            "duration": f"{check.duration_s:.1f} {unit('s')}"}
 
 
 def model_view(model: Any) -> dict[str, Any]:
@@ -206,7 +223,8 @@ def areas_view(results: list[CheckResult], views: list[dict[str, Any]]) -> list[
     """Checks grouped by area, in the fixed area order, then any other areas."""
     known = [a[0] for a in AREAS]
     extra = sorted({area_of(c) for c in results} - set(known))
-    meta = {k: (t, d) for k, t, d in AREAS} | {k: (k.title() or "Other", "") for k in extra}
+    meta = {k: (_(t), _(d)) for k, t, d in AREAS} | {k: (k.title() or _("Other"), "")
+                                                      for k in extra}
     out = []
     for n, key in enumerate(known + extra):
         members = [v for c, v in zip(results, views) if area_of(c) == key]
@@ -223,11 +241,11 @@ def check_view(check: CheckResult, anchor: str, show_pii: bool) -> dict[str, Any
     card = check.method
     return {
         "id": check.id, "anchor": anchor, "check": check.check, "status": check.status,
-        "model": check.model or "", "duration": f"{check.duration_s:.2f} s",
+        "model": check.model or "", "duration": f"{check.duration_s:.2f} {unit('s')}",
         "purpose": card.purpose if card else "",
-        "card": [(label, getattr(card, key)) for key, label in
-                 [("method", "Method"), ("citation", "Citation"), ("limitations", "Limitations")]
-                 if card and getattr(card, key)],
+        "card": [(_(label), getattr(card, key)) for key, label in
+                 [("method", N_("Method")), ("citation", N_("Citation")),
+                  ("limitations", N_("Limitations"))] if card and getattr(card, key)],
         "summary": card.summary if card else "",
         "params": [(k, fmt_value(v, 300)) for k, v in sorted(check.params.items())],
         "metrics": [metric_row(m, gates) for m in check.metrics],

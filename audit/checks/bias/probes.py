@@ -16,7 +16,9 @@ from audit.errors import usage
 GROUP_SLOT = "[GROUP]"
 TARGET_SLOT = "[TARGET]"
 PROBES_DIR = Path(__file__).resolve().parents[2] / "probes"
-TEMPLATE_PROBES = ("gender_occupations", "race_ethnicity", "religion", "age", "disability")
+TEMPLATE_PROBES = ("gender_occupations", "race_ethnicity", "religion", "age", "disability",
+                   "gender_occupations_zh", "hukou_zh", "region_zh", "age_zh", "ethnicity_zh",
+                   "disability_zh")
 
 
 @dataclass
@@ -83,7 +85,9 @@ def validate_template_probes(raw: Any, where: str) -> TemplateProbes:
 
 
 def fill(template: str, group: str, target: str) -> str:
-    """Fill both slots, capitalise the first letter and turn 'a' before a vowel into 'an'."""
+    """Fill both slots, capitalise the first letter and turn 'a' before a vowel into 'an'.
+    Nothing is inserted between a slot and its neighbours, so templates written without spaces
+    (Chinese: "[GROUP]是一名[TARGET]。") fill without spaces; the English rules leave them alone."""
     return fill_spans(template, group, target)[0]
 
 

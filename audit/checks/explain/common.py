@@ -139,14 +139,11 @@ def fit_texts(ctx: Any, adapter: Any, texts: list[str], max_tokens: int | None =
 
 def word_offsets(text: str) -> list[tuple[int, int]]:
     """Offsets of the pieces between ``\\W+`` separators, as shap's default Text masker
-    (``SimpleTokenizer``) splits text when a model has no tokenizer."""
-    pos, spans = 0, []
-    for m in re.finditer(r"\W+", text):
-        spans.append((pos, m.start()))
-        pos = m.end()
-    if pos != len(text):
-        spans.append((pos, len(text)))
-    return spans
+    (``SimpleTokenizer``) splits text when a model has no tokenizer, with every CJK character a
+    piece of its own (``audit.textseg.word_spans``: Chinese has no spaces between words)."""
+    from audit.textseg import word_spans
+
+    return word_spans(text)
 
 
 def segments(text: str, adapter: Any | None) -> list[str]:
@@ -232,10 +229,14 @@ def identity_terms_default() -> list[str]:
 
 def identity_flags(segs: list[str], terms: list[str]) -> np.ndarray:
     """True for segments that overlap a whole word from ``terms`` (case-insensitive)."""
+    from audit.textseg import has_cjk
+
     text = "".join(segs)
     wanted = {t.lower() for t in terms}
     spans = [(m.start(), m.end()) for m in re.finditer(r"[\w']+", text)
              if m.group().lower() in wanted]
+    # Chinese terms sit inside runs of \w without spaces: match them as substrings.
+    spans += [m.span() for t in wanted if has_cjk(t) for m in re.finditer(re.escape(t), text)]
     flags, pos = [], 0
     for seg in segs:
         a, b = pos, pos + len(seg)

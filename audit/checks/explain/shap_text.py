@@ -77,10 +77,11 @@ def make_masker_factory(model: Any) -> Callable[[], Any]:
     import shap
 
     from audit.models.capabilities import has
+    from audit.textseg import WordTokenizer
 
     if has(model, "tokenize"):
         return lambda: shap.maskers.Text(common.ShapTokenizer(model))
-    return lambda: shap.maskers.Text(r"\W+")
+    return lambda: shap.maskers.Text(WordTokenizer())  # \W+ words, each CJK character its own
 
 
 def explain(model: Any, texts: list[str], max_evals: int, node_batch: int, model_batch: int,

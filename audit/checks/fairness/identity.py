@@ -2,7 +2,11 @@
 
 The lexicon (``audit/probes/identity_lexicon.json``) lists, per axis (gender, race/ethnicity,
 religion, sexual orientation, disability, age, nationality), groups whose forms are aligned by
-position: form i of one group swaps with form i of another. Templates
+position: form i of one group swaps with form i of another. Languages other than English sit
+under ``languages.<code>.axes`` and are chosen with a prefix (``zh.gender``); the default is the
+English axes. Terms written in Chinese (or Japanese) script are matched inside running text, as
+that script has no spaces between words; ``not_within`` lists words that contain a term without
+meaning it (``其他`` contains ``他``), which are never matched. Templates
 (``audit/probes/identity_templates.json``) are labelled sentences with an ``{identity}`` slot.
 """
 
@@ -28,6 +32,7 @@ class Axis:
     name: str
     groups: dict[str, list[str]]
     ambiguous: set[str] = field(default_factory=set)
+    not_within: list[str] = field(default_factory=list)
 
     def adjective(self, group: str) -> str:
         """The group's first form (usable as 'a(n) {form} person')."""
@@ -50,27 +55,51 @@ def _read_section(src: Path, key: str, field: str, what: str) -> Any:
 
 def load_lexicon(path: str | Path | None = None, axes: Iterable[str] | None = None
                  ) -> dict[str, Axis]:
-    """The identity lexicon (shipped one, or a JSON file of the same shape), limited to ``axes``."""
+    """The identity lexicon (shipped one, or a JSON file of the same shape), limited to ``axes``
+    (default: every English axis); ``zh.gender`` names the ``gender`` axis of the ``zh`` section."""
     src = Path(path) if path else LEXICON
-    raw = _read_section(src, "axes", "lexicon", "identity lexicon")
+    raw = dict(_read_section(src, "axes", "lexicon", "identity lexicon"))
     chosen = list(axes) if axes else list(raw)
+    for lang in {a.split(".", 1)[0] for a in chosen if "." in a}:
+        section = _read_section(src, "languages", "lexicon", "identity lexicon").get(lang) or {}
+        raw.update({f"{lang}.{k}": v for k, v in (section.get("axes") or {}).items()})
     unknown = [a for a in chosen if a not in raw]
     if unknown:
         raise usage(str(src), "axes", f"unknown axis {unknown[0]!r}", f"use some of {list(raw)}")
     return {a: Axis(a, {g: list(f) for g, f in raw[a]["groups"].items()},
-                    {t.lower() for t in raw[a].get("ambiguous", [])}) for a in chosen}
+                    {t.lower() for t in raw[a].get("ambiguous", [])},
+                    list(raw[a].get("not_within", []))) for a in chosen}
+
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def _pattern(forms: Iterable[str]) -> re.Pattern[str]:
-    """Case-insensitive whole-word pattern of the forms (longest first; spaces match any blank)."""
+    """Case-insensitive whole-word pattern of the forms (longest first; spaces match any blank).
+    A form that starts (ends) with a CJK character needs no word boundary on that side: Chinese
+    is written without spaces, so its words touch their neighbours."""
     alts = sorted(set(forms), key=len, reverse=True)
-    body = "|".join(re.escape(f).replace(r"\ ", r"\s+") for f in alts)
-    return re.compile(rf"(?<!\w)(?:{body})(?!\w)", re.IGNORECASE)
+    body = "|".join((r"" if _CJK.match(f[:1]) else r"(?<!\w)")
+                    + re.escape(f).replace(r"\ ", r"\s+")
+                    + (r"" if _CJK.match(f[-1:]) else r"(?!\w)") for f in alts)
+    return re.compile(rf"(?:{body})", re.IGNORECASE)
+
+
+def _blocked(text: str, axis: Axis) -> list[tuple[int, int]]:
+    """Spans of the axis's ``not_within`` words in ``text`` (no form is matched inside them)."""
+    return [m.span() for w in axis.not_within for m in re.finditer(re.escape(w), text)]
+
+
+def _free(m: re.Match[str], blocked: list[tuple[int, int]]) -> bool:
+    """True when the match does not overlap a blocked span."""
+    return all(m.end() <= a or m.start() >= b for a, b in blocked)
 
 
 def mentioned_groups(text: str, axis: Axis, real_text: bool = True) -> list[str]:
     """Groups of ``axis`` whose forms occur in ``text``."""
-    return [g for g in axis.groups if _pattern(axis.forms(g, real_text)).search(text)]
+    blocked = _blocked(text, axis)
+    return [g for g in axis.groups
+            if any(_free(m, blocked) for m in _pattern(axis.forms(g, real_text)).finditer(text))]
 
 
 def _match_case(found: str, replacement: str) -> str:
@@ -92,9 +121,10 @@ def swap(text: str, axis: Axis, mapping: dict[str, str], real_text: bool = True)
             table.setdefault(" ".join(form.lower().split()), axis.groups[dst][i])
     if not table:
         return text
-    pattern = _pattern(table)
+    pattern, blocked = _pattern(table), _blocked(text, axis)
     return pattern.sub(lambda m: _match_case(m.group(0), table[" ".join(m.group(0).lower()
-                                                                            .split())]), text)
+                                                                            .split())])
+                       if _free(m, blocked) else m.group(0), text)
 
 
 def counterfactual_variants(text: str, axis: Axis) -> list[tuple[str, str, str]]:
