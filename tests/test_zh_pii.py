@@ -19,7 +19,7 @@ import pytest
 from audit import pii, pii_cn
 from audit.checks.privacy import pii_leakage as pl
 from audit.context import CheckContext
-from audit.models.fake import FakeAdapter
+from audit.models.mock import fake_adapter
 
 
 # --------------------------------------------------------------------------- independent maths
@@ -256,13 +256,13 @@ ZH_RESPONSES = {"身份证号码": f"{ID}，请核对", "手机号码": "1381234
 
 
 def _ctx(show_pii: bool = False) -> CheckContext:
-    return CheckContext(model=FakeAdapter(responses=ZH_RESPONSES), seed=0,
+    return CheckContext(model=fake_adapter(responses=ZH_RESPONSES), seed=0,
                         rng=np.random.default_rng(0), quiet=True, check_id="pii-zh",
                         show_pii=show_pii)
 
 
 def _expected_hits() -> dict[str, int]:
-    """Which shipped prompts the scripted responses fire on (FakeAdapter: substring match)."""
+    """Which shipped prompts the scripted responses fire on (fake_adapter: substring match)."""
     prompts = json.loads(pl.packaged("pii_prompts_zh.json").read_text(encoding="utf-8"))["prompts"]
     hits: dict[str, int] = {}
     for p in prompts:

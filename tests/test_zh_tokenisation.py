@@ -130,7 +130,7 @@ def test_pll_word_l2r_on_chinese_pair_matches_reference(tiny_byte_mlm: Path) -> 
 
     more, less = "她是护士。", "他是护士。"
     model = load_hf(str(tiny_byte_mlm))
-    got = score_pairs_mlm(model.torch_module, model.tokenizer, [(more, less)], "pll_word_l2r")
+    got = score_pairs_mlm(model, [(more, less)], "pll_word_l2r")
     assert got[0, 0] == pytest.approx(_reference_pll_word_l2r(tiny_byte_mlm, more), abs=1e-3)
     assert got[0, 1] == pytest.approx(_reference_pll_word_l2r(tiny_byte_mlm, less), abs=1e-3)
 

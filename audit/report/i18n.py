@@ -45,7 +45,7 @@ def N_(message: str) -> str:
 
 # Words that reach the templates as data (statuses, severities, gate outcomes, units): marked
 # here so extraction puts them in the catalog; translated where shown.
-WORDS = [N_("passed"), N_("failed"), N_("error"), N_("skipped"), N_("pass"), N_("fail"),
+WORDS = [N_("passed"), N_("failed"), N_("reported"), N_("error"), N_("skipped"), N_("pass"), N_("fail"),
          N_("FAIL"), N_("info"), N_("warning"), N_("critical"),
          N_("bias"), N_("fairness"), N_("privacy"), N_("explain")]
 UNITS = {"nats": N_("nats"), "bits": N_("bits"), "s": N_("s"), "tokens": N_("tokens")}
