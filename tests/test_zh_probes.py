@@ -87,6 +87,9 @@ def _char_lp(texts: list[str]) -> np.ndarray:
 
 def _mock_lm() -> MockAdapter:
     def handler(call):
+        if call.method == "continuation_log_prob":   # log P(prompt + continuation) - log P(prompt)
+            full = [p + c for p, c in zip(call.args["prompts"], call.args["continuations"])]
+            return _char_lp(full) - _char_lp(call.args["prompts"])
         assert call.method == "sequence_log_prob", call.method
         return _char_lp(call.args["texts"])
     return MockAdapter(handler, capabilities={"sequence_log_prob"})

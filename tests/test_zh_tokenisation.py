@@ -71,12 +71,13 @@ def test_tokenizer_word_ids_are_whole_clauses_and_get_split() -> None:
     assert refine_word_ids(en, enc["offset_mapping"], enc.word_ids()) == enc.word_ids()
 
 
-def test_pll_word_l2r_jobs_mask_only_the_rest_of_one_character() -> None:
-    """scoring.encode + word_l2r_jobs on Chinese: the first byte token of a character is scored
-    with the character's other two masked, the second with the third, the third alone."""
-    from audit.checks.bias.scoring import encode, word_l2r_jobs
+def test_pll_word_l2r_jobs_mask_only_the_rest_of_one_character(tiny_byte_mlm: Path) -> None:
+    """The adapter's tokenize + word_l2r_jobs on Chinese: the first byte token of a character is
+    scored with the character's other two masked, the second with the third, the third alone."""
+    from audit.checks.bias.scoring import word_l2r_jobs
+    from audit.models.hf import load_hf
 
-    enc = encode(byte_tokenizer(), "护士")
+    (enc,) = load_hf(str(tiny_byte_mlm)).tokenize(["护士"])
     masks = [job.mask for job in word_l2r_jobs(enc)]
     assert masks == [(1, 2, 3), (2, 3), (3,), (4, 5, 6), (5, 6), (6,)]
 
