@@ -322,7 +322,18 @@ def run_suite_ray(suite: Any, options: Any) -> Any:
     identities = {a: local_pool.identity(a) for a in aliases}
     identities["none"] = {"spec": "none"}
     pool = TaskPool(suite, options, proxies, identities, specs)
-    return _run_tasks(suite, options, entries, pool, previous, old_items)
+    try:
+        return _run_tasks(suite, options, entries, pool, previous, old_items)
+    finally:
+        release(proxies)
+
+
+def release(proxies: dict[str, Any]) -> None:
+    """Kill this run's replicas so their resources return to the cluster at once (a later run
+    in the same Ray session, or another user's job, would otherwise wait for them)."""
+    for proxy in proxies.values():
+        for replica in proxy.replicas:
+            ray.kill(replica, no_restart=True)
 
 
 def _run_tasks(suite: Any, options: Any, entries: list[Any], pool: TaskPool, previous: Any,
