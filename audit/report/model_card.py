@@ -217,4 +217,16 @@ def compute_view(run: RunResult) -> dict[str, Any]:
             "seconds": f"{sum(c.duration_s for c in run.checks):.1f} {unit('s')}",
             "packages": [(k, p.packages[k]) for k in keys if k in p.packages],
             "command": p.command or DASH, "seed": str(run.seed),
-            "suite_sha256": run.suite.sha256 or DASH, "git_commit": p.git_commit or DASH}
+            "suite_sha256": run.suite.sha256 or DASH, "git_commit": p.git_commit or DASH,
+            "energy": _energy_line(run)}
+
+
+def _energy_line(run: RunResult) -> str:
+    """One sentence on the audit's own measured energy and emissions (codecarbon)."""
+    env = run.environment
+    if env is None or env.energy_kwh is None:
+        return (env.note if env is not None and env.note else "") or _("not measured")
+    text = f"{env.energy_kwh * 1000:.3g} Wh"
+    if env.co2e_kg is not None:
+        text += f", {env.co2e_kg * 1000:.3g} g CO2e ({env.country_iso_code})"
+    return text + " (" + _("codecarbon, this audit's own compute") + ")"

@@ -69,6 +69,7 @@ def build_report_view(run: RunResult, show_pii: bool = False) -> dict[str, Any]:
         "show_pii": show_pii,
         "synthetic": run.synthetic,
         "notices": notices(run),
+        "energy": energy_view(run),
         **lang_view(),
     }
 
@@ -217,6 +218,27 @@ def repro_view(run: RunResult) -> dict[str, Any]:
             "packages": sorted(p.packages.items()),
             "model_hashes": [(m.alias, name, digest) for m in run.models.values()
                              for name, digest in sorted(m.files.items())]}
+
+
+def energy_view(run: RunResult) -> dict[str, Any] | None:
+    """The run's measured energy and CO2e (codecarbon), or None when nothing was measured.
+    CO2e is shown only when a grid country was given; otherwise the page says why it is absent."""
+    env = run.environment
+    if env is None:
+        return None
+    if env.energy_kwh is None:
+        return {"rows": [], "note": env.note or _("Energy was not measured."), "method": env.method,
+                "per_check": []}
+    co2 = (f"{env.co2e_kg * 1000:.3g} g CO2e ({env.country_iso_code})" if env.co2e_kg is not None
+           else _("not computed: no grid country given (audit run --country ISO3)"))
+    rows = [(_("energy"), f"{env.energy_kwh * 1000:.3g} Wh"),
+            (_("duration"), f"{env.duration_s or 0:.1f} {unit('s')}"),
+            (_("emissions"), co2), (_("CPU"), env.cpu_model or DASH)]
+    if env.gpu_model:
+        rows.append((_("GPU"), env.gpu_model))
+    per_check = [(c.id, f"{c.environment.energy_kwh * 1000:.3g} Wh") for c in run.checks
+                 if c.environment is not None and c.environment.energy_kwh is not None]
+    return {"rows": rows, "note": env.note or "", "method": env.method, "per_check": per_check}
 
 
 def areas_view(results: list[CheckResult], views: list[dict[str, Any]]) -> list[dict[str, Any]]:

