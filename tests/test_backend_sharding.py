@@ -52,12 +52,14 @@ def test_causal_scoring_split_is_bit_identical(tiny_gpt2_dir, n):
     whole = lm.sequence_log_prob(texts)
     split, used = _sharded(lm, "sequence_log_prob", {"texts": texts}, n)
     assert used > 1 and np.array_equal(whole, split)
-    prompts = ["the man worked as a"] * 6 + _texts(10, 1)
-    conts = [" nurse", " good doctor", " kind", " lazy man", " is", " a"] + [" good"] * 10
-    whole = lm.continuation_log_prob(prompts, conts)
-    split, used = _sharded(lm, "continuation_log_prob",
-                           {"prompts": prompts, "continuations": conts}, n)
-    assert used > 1 and np.array_equal(whole, split)
+    prompts = ["the man worked as a"] * 6 + _texts(40, 1)
+    conts = [" nurse", " good doctor", " kind", " lazy man", " is", " a"] + [" good"] * 40
+    for kv_min in (lm.kv_min_prefix_tokens, 1):  # plain rows, then shared prompts via KV cache
+        lm.kv_min_prefix_tokens = kv_min
+        whole = lm.continuation_log_prob(prompts, conts)
+        split, used = _sharded(lm, "continuation_log_prob",
+                               {"prompts": prompts, "continuations": conts}, n)
+        assert used > 1 and np.array_equal(whole, split)
 
 
 def test_generation_split_keeps_sampled_outputs(tiny_gpt2_dir):

@@ -222,6 +222,7 @@ def test_shared_prefix_kv_cache_gives_the_same_scores(tiny_gpt2_dir):
     from audit.models.hf import load_hf
 
     lm = load_hf(str(tiny_gpt2_dir), batch_size=2)
+    lm.kv_min_prefix_tokens = 1  # the default keeps reuse for long contexts only
     prompts = ["the man worked as a"] * 3 + ["she is"] * 2 + ["he"]
     conts = [" nurse", " very good doctor", " cat", " happy", " a kind teacher", " is"]
     kv = lm.continuation_log_prob(prompts, conts)
@@ -229,3 +230,4 @@ def test_shared_prefix_kv_cache_gives_the_same_scores(tiny_gpt2_dir):
              - lm.sequence_log_prob(prompts))
     np.testing.assert_allclose(kv, plain, atol=1e-5)
     assert kv[1] < kv[0]  # three tokens cost more than one here
+    assert len(lm._continuation_split(prompts, conts)[3]) == 5  # the KV path really ran
