@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-AXE_VERSION = "4.14.1"
 BLOCKING = ("serious", "critical")
+WIDTHS = (1280, 390)
 
 
 def axe_path() -> Path | None:
@@ -57,9 +57,11 @@ axe.run(document, {resultTypes: ['violations']})
 """
 
 
-def run_axe(path: Path, axe_js: Path | None = None) -> dict[str, Any]:
-    """axe-core's violations on the page at ``path``: ``{"version", "violations": [{id, impact,
-    help, tags, nodes: [{target, html, summary}]}]}``."""
+def run_axe(path: Path, axe_js: Path | None = None,
+            widths: tuple[int, ...] = WIDTHS) -> dict[str, Any]:
+    """axe-core's violations on the page at ``path`` at each viewport width (desktop and phone:
+    tables that fit at 1280 px scroll sideways at 390 px), merged by rule: ``{"version",
+    "violations": [{id, impact, help, tags, nodes: [{target, html, summary, width}]}]}``."""
     bc = _browser_check()
     found = bc.find_browser()
     axe_js = axe_js or axe_path()
@@ -69,16 +71,37 @@ def run_axe(path: Path, axe_js: Path | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="audit-axe-") as profile:
         drv = bc._driver(found[0], found[1], profile)
         try:
-            drv.set_window_size(1280, 900)
             drv.set_script_timeout(120)
-            drv.get(path.resolve().as_uri())
-            drv.execute_script(source)
-            result = drv.execute_async_script(_RUN_AXE_JS)
+            results = [_axe_at(drv, path, source, width) for width in widths]
         finally:
             drv.quit()
+    return _merge(results)
+
+
+def _axe_at(drv: Any, path: Path, source: str, width: int) -> dict[str, Any]:
+    """One axe run with the viewport ``width`` px wide (device emulation, as a phone would)."""
+    drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600})
+    drv.get(path.resolve().as_uri())
+    drv.execute_script(source)
+    result = drv.execute_async_script(_RUN_AXE_JS)
     if "error" in result:
-        raise RuntimeError(f"axe-core failed on {path}: {result['error']}")
+        raise RuntimeError(f"axe-core failed on {path} at {width} px: {result['error']}")
+    for v in result["violations"]:
+        for n in v["nodes"]:
+            n["width"] = width
     return result
+
+
+def _merge(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Violations of several runs, one entry per rule, nodes de-duplicated by target."""
+    merged: dict[str, dict[str, Any]] = {}
+    for result in results:
+        for v in result["violations"]:
+            into = merged.setdefault(v["id"], dict(v, nodes=[]))
+            seen = {n["target"] for n in into["nodes"]}
+            into["nodes"] += [n for n in v["nodes"] if n["target"] not in seen]
+    return {"version": results[0]["version"] if results else "", "violations": list(merged.values())}
 
 
 def by_impact(result: dict[str, Any]) -> dict[str, list[str]]:
