@@ -23,6 +23,32 @@ METHOD = ("codecarbon OfflineEmissionsTracker, tracking_mode=process: RAPL/NVML 
           "CO2e = energy x the country's grid carbon intensity (codecarbon's bundled data)")
 
 
+def known_countries() -> set[str] | None:
+    """ISO 3166 alpha-3 codes codecarbon has a grid carbon intensity for (its bundled
+    energy-mix table), or None when codecarbon is not installed."""
+    import json
+    from importlib.resources import files
+
+    try:
+        text = files("codecarbon").joinpath("data/private_infra/global_energy_mix.json").read_text(
+            encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        return None
+    return {k.upper() for k in json.loads(text)}
+
+
+def check_country(country: str | None, where: str = "--country") -> None:
+    """Raise a usage error for a country codecarbon has no grid data for: codecarbon would log
+    an error and fall back to a world-average intensity, a CO2e for a grid nobody chose."""
+    known = known_countries() if country else None
+    if country and known is not None and country.upper() not in known:
+        from audit.errors import usage
+
+        raise usage(where, country, "no grid carbon intensity for this ISO 3166 alpha-3 code "
+                    "in codecarbon's data", "pass a code such as FRA, DEU, USA, CHN, or leave "
+                    "it out (energy only)")
+
+
 class CarbonMeter:
     """A run-level tracker with one task per check; every method is a no-op when codecarbon is
     not installed or ``enabled`` is false (the report then says energy was not measured)."""

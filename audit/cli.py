@@ -117,6 +117,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from audit.runner import RunOptions, run_suite
 
     _check_lang(args.lang)
+    if not args.no_carbon:
+        from audit.carbon import check_country
+
+        check_country(args.country)
     suite = load_suite(args.suite)
     options = RunOptions(out_dir=Path(args.out), model=args.model, device=args.device,
                          dtype=args.dtype, batch_size=args.batch_size, seed=args.seed,

@@ -286,3 +286,59 @@ def test_train_only_restricts_trainable_parameters(tiny_classifier_dir):
     assert trainable == {"classifier.weight", "classifier.bias"}
     with pytest.raises(UsageError, match="bert.encoder"):
         restrict_trainable(model, ["nothing."])
+
+
+def _train_cli(model: Path, data: Path, out: Path, *flags: str) -> dict:
+    """`audit train-dp` on the smallest setup (8 rows, batch 8, max length 8); train_metrics.json."""
+    from audit.cli import main
+
+    code = main(["train-dp", "--model", str(model), "--data", str(data), "--out", str(out),
+                 "--max-length", "8", "--batch-size", "8", "--physical-batch-size", "8",
+                 "--noise-multiplier", "1.0", "--eval-fraction", "0.25",
+                 "--max-train-samples", "8", "--quiet", *flags])
+    assert code == 0
+    return json.loads((out / "train_metrics.json").read_text())
+
+
+def test_train_dp_energy_goes_to_metrics_not_the_ledger(tiny_classifier_dir, data_files,
+                                                        tmp_path):
+    """`train-dp --country FRA` records energy and CO2e in train_metrics.json; CO2e / energy is
+    France's grid intensity read independently from codecarbon's bundled table (g/kWh); two
+    measured runs and a --no-carbon run with the same seed write byte-identical ledgers, which
+    hold no energy figure; --no-carbon records energy as not measured (null, never 0)."""
+    pytest.importorskip("codecarbon")
+    import codecarbon
+
+    table = json.loads((Path(codecarbon.__file__).parent / "data" / "private_infra"
+                        / "global_energy_mix.json").read_text())
+    runs = {name: _train_cli(tiny_classifier_dir, data_files["csv"], tmp_path / name, *flags)
+            for name, flags in [("a", ["--country", "FRA"]), ("b", ["--country", "fra"]),
+                                ("off", ["--no-carbon"])]}
+    env = runs["a"]["environment"]
+    assert env["energy_kwh"] > 0 and env["country_iso_code"] == "FRA" and env["cpu_model"]
+    assert env["co2e_kg"] * 1000 / env["energy_kwh"] == pytest.approx(
+        table["FRA"]["carbon_intensity"], rel=1e-6)
+    assert runs["b"]["environment"]["co2e_kg"] > 0
+    assert runs["off"]["environment"]["energy_kwh"] is None
+    assert runs["off"]["environment"]["co2e_kg"] is None
+    assert "--no-carbon" in runs["off"]["environment"]["note"]
+    ledgers = [(tmp_path / n / "privacy_ledger.json").read_bytes() for n in ("a", "b", "off")]
+    assert ledgers[0] == ledgers[1] == ledgers[2]
+    assert b"energy" not in ledgers[0] and b"co2" not in ledgers[0]
+
+
+def test_train_dp_energy_without_country_and_bad_country(tiny_classifier_dir, data_files,
+                                                         tmp_path, capsys):
+    """No --country: energy only (CO2e null, with the reason); an unknown country is a one-line
+    usage error (exit 4) rather than codecarbon's silent world-average fallback."""
+    pytest.importorskip("codecarbon")
+    from audit.cli import main
+
+    env = _train_cli(tiny_classifier_dir, data_files["csv"], tmp_path / "none")["environment"]
+    assert env["energy_kwh"] > 0 and env["co2e_kg"] is None and "country" in env["note"]
+    capsys.readouterr()  # drop the first run's progress output
+    code = main(["train-dp", "--model", str(tiny_classifier_dir), "--data",
+                 str(data_files["csv"]), "--out", str(tmp_path / "x"), "--noise-multiplier", "1",
+                 "--country", "XYZ"])
+    err = capsys.readouterr().err.strip()
+    assert code == 4 and "--country" in err and len(err.splitlines()) == 1

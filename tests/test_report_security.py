@@ -21,7 +21,8 @@ from tests.report_fixtures import HOSTILE, PII, rich_run
 ALLOWED_ATTRS = {"lang", "charset", "name", "content", "http-equiv", "class", "id", "href",
                  "style", "title", "aria-label", "scope", "xmlns", "viewbox", "role", "x", "y",
                  "x1", "x2", "y1", "y2", "width", "height", "fill", "stroke", "d", "points", "cx",
-                 "cy", "r", "text-anchor", "transform", "fill-opacity"}
+                 "cy", "r", "text-anchor", "transform", "fill-opacity",
+                 "aria-labelledby", "tabindex"}  # values ours: element ids, "0"
 PAYLOAD = "".join(HOSTILE)
 
 

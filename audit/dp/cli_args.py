@@ -77,6 +77,11 @@ def _add_training(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     g.add_argument("--quiet", action="store_true", help="print only the output folder")
+    g.add_argument("--country", help="ISO 3166 alpha-3 code of the grid the machine draws from "
+                   "(e.g. FRA, USA): CO2e of the training is computed from its carbon intensity; "
+                   "without it only energy is recorded (train_metrics.json)")
+    g.add_argument("--no-carbon", action="store_true",
+                   help="do not measure the training's energy with codecarbon")
 
 
 def config_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -85,6 +90,7 @@ def config_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
     fields = set(TrainConfig.__dataclass_fields__)
     values = {k: v for k, v in vars(args).items() if k in fields}
+    values["carbon"] = not getattr(args, "no_carbon", False)
     values["model"] = str(_resolve_model(args.model))
     values["data"] = str(_resolve_data(args.data))
     if args.eval_data:
@@ -106,6 +112,16 @@ def _resolve_data(name: str):  # type: ignore[no-untyped-def]
     return asset_path(name) if name in DATA_ASSETS and not Path(name).exists() else Path(name)
 
 
+def _energy_text(env) -> str:  # type: ignore[no-untyped-def]
+    """The training's measured energy (and CO2e with a country) in one phrase."""
+    if env is None or env.energy_kwh is None:
+        return (env.note if env is not None else None) or "not measured"
+    text = f"{env.energy_kwh * 1000:.3g} Wh"
+    if env.co2e_kg is not None:
+        text += f", {env.co2e_kg * 1000:.3g} g CO2e ({env.country_iso_code})"
+    return text
+
+
 def main(args: argparse.Namespace) -> int:
     """Run `audit train-dp`; prints a one-line summary and returns 0 (errors raise UsageError)."""
     cfg = config_from_args(args)
@@ -124,6 +140,7 @@ def main(args: argparse.Namespace) -> int:
           f"C {led['max_grad_norm']},"
           f" q {led['sample_rate']:.4g}, {led['steps']} steps | "
           + json.dumps({k: v for k, v in result.metrics.items() if k.startswith(("eval", "wall"))}))
+    print(f"energy: {_energy_text(result.environment)} (train_metrics.json)")
     if led.get("audit_canaries"):
         print(f"audit canaries: {led['audit_canaries']['count']} in "
               f"{result.output / led['audit_canaries']['file']}; inclusion secret in "

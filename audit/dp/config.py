@@ -50,12 +50,18 @@ class TrainConfig:
     audit_canaries: int = 0
     audit_canary_tokens: int = 8
     audit_secret: str | None = None
+    country: str | None = None
+    carbon: bool = False  # the CLI measures energy by default (--no-carbon); library callers opt in
 
     def validate(self) -> "TrainConfig":
         """Check every setting; raise a one-line UsageError (exit 4) naming the bad one."""
         _check_privacy(self)
         _check_training(self)
         _check_canaries(self)
+        if self.carbon:
+            from audit.carbon import check_country
+
+            check_country(self.country)
         return self
 
     def to_dict(self) -> dict[str, Any]:

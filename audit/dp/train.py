@@ -3,7 +3,9 @@
 One function, :func:`train`, runs the whole thing: read and split the data, load the model,
 wrap it with Opacus (or not, for the ``no_dp`` baseline), train over Poisson-sampled logical
 batches split into physical batches, evaluate, and write the model folder with
-``privacy_ledger.json``, ``train_metrics.json`` and ``split.json`` (the row indices used).
+``privacy_ledger.json``, ``train_metrics.json`` (with the energy and, given a grid country, the
+CO2e that loading, training and evaluating used, measured by :class:`audit.carbon.CarbonMeter`
+when ``carbon`` is on) and ``split.json`` (the row indices used).
 
 The baseline and the private run draw the same Poisson batches from the same seeded sampler and
 use the same hyperparameters, so the only difference is clipping and noise (the ledger's
@@ -35,6 +37,7 @@ class TrainResult:
     metrics: dict[str, Any]
     messages: list[str] = field(default_factory=list)
     secret: Path | None = None
+    environment: Any = None  # audit.results.Environment: energy (and CO2e) of the run
 
 
 @dataclass
@@ -68,6 +71,23 @@ def train(cfg: TrainConfig, log: Callable[[str], None] | None = None,
 
     cfg.validate()
     out = _prepare_output(cfg)
+    from audit.carbon import CarbonMeter
+
+    meter = CarbonMeter(cfg.country, enabled=cfg.carbon)  # load, train and evaluate
+    try:
+        prep, state, metrics = _fit(cfg, say, hooks)
+    finally:
+        env = meter.stop()
+    ledger = _ledger(cfg, prep, state)
+    secret = _save_canaries(out, cfg, prep, ledger)
+    _save(out, cfg, prep, ledger, metrics, messages, env)
+    return TrainResult(output=out, ledger=ledger, metrics=metrics, messages=messages,
+                       secret=secret, environment=env)
+
+
+def _fit(cfg: TrainConfig, say: Callable[[str], None],
+         hooks: dict[str, Any] | None) -> tuple[_Prepared, Any, dict[str, Any]]:
+    """Seed, load data and model, train, evaluate: the prepared run, its state and metrics."""
     _seed_everything(cfg.seed)
     prep = _prepare(cfg)
     start = time.perf_counter()
@@ -80,11 +100,7 @@ def train(cfg: TrainConfig, log: Callable[[str], None] | None = None,
 
     metrics = {"wall_time_s": round(wall, 3), **state.metrics,
                **evaluate(prep.model, prep.eval_set, prep.task, cfg)}
-    ledger = _ledger(cfg, prep, state)
-    secret = _save_canaries(out, cfg, prep, ledger)
-    _save(out, cfg, prep, ledger, metrics, messages)
-    return TrainResult(output=out, ledger=ledger, metrics=metrics, messages=messages,
-                       secret=secret)
+    return prep, state, metrics
 
 
 @contextlib.contextmanager
@@ -256,14 +272,16 @@ def _save_canaries(out: Path, cfg: TrainConfig, prep: _Prepared,
 
 
 def _save(out: Path, cfg: TrainConfig, prep: _Prepared, ledger: dict[str, Any],
-          metrics: dict[str, Any], messages: list[str]) -> None:
-    """Write model + tokenizer (safetensors), ledger, metrics and the row split."""
+          metrics: dict[str, Any], messages: list[str], env: Any) -> None:
+    """Write model + tokenizer (safetensors), ledger, metrics (with the measured energy, kept
+    out of the ledger so that its bytes depend only on the seed) and the row split."""
     from audit.dp.ledger import write_ledger
 
     prep.model.save_pretrained(out, safe_serialization=True)
     prep.tokenizer.save_pretrained(out)
     write_ledger(ledger, out)
-    record = {"metrics": metrics, "config": cfg.to_dict(), "messages": messages}
+    record = {"metrics": metrics, "config": cfg.to_dict(), "messages": messages,
+              "environment": env.model_dump()}
     (out / "train_metrics.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     split = {"data": str(cfg.data), "eval_data": str(cfg.eval_data or cfg.data),
              "train_rows": [int(r) for r in prep.train_rows],

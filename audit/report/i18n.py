@@ -59,10 +59,13 @@ def check_lang(lang: str) -> str:
 
 
 def _catalog_bytes(lang: str) -> bytes | None:
-    """The compiled catalog from the installed package, else from the repository folder."""
+    """The compiled catalog from the repository folder beside this package (a source
+    checkout), else from the installed package (see ``templating._read_template``)."""
     from audit.report.templating import REPO_TEMPLATES, TEMPLATE_PACKAGE
 
     rel = f"locale/{lang}/LC_MESSAGES/{DOMAIN}.mo"
+    if (REPO_TEMPLATES / rel).is_file():
+        return (REPO_TEMPLATES / rel).read_bytes()
     try:
         from importlib.resources import files
 
@@ -71,8 +74,7 @@ def _catalog_bytes(lang: str) -> bytes | None:
             return resource.read_bytes()
     except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):
         pass
-    path = REPO_TEMPLATES / rel
-    return path.read_bytes() if path.is_file() else None
+    return None
 
 
 @lru_cache(maxsize=len(LANGS))

@@ -74,18 +74,62 @@ def _model_title(run: RunResult) -> str:
 
 
 def metadata_yaml(run: RunResult) -> str:
-    """The YAML front matter: tags and a ``model-index`` with each check's numeric metrics."""
+    """The YAML front matter: tags, ``co2_eq_emissions`` when the audit measured its energy, and
+    a ``model-index`` with each check's numeric metrics."""
     import yaml
 
     areas = sorted({area_of(c) for c in run.checks})
     meta: dict[str, Any] = {"tags": ["audit", "responsible-ai"] + areas}
     if any(m.adapter == "hf" for m in run.models.values()):
         meta["library_name"] = "transformers"
+    co2 = co2_metadata(run)
+    if co2:
+        meta["co2_eq_emissions"] = co2
     results = [r for r in (_index_entry(run, c) for c in run.checks) if r]
     if results:
         meta["model-index"] = [{"name": _model_title(run), "results": results}]
     return yaml.safe_dump(redact_value(meta, False), sort_keys=False, allow_unicode=True,
                           width=1000)
+
+
+TRAINING_TYPE = "audit (evaluation only: this audit's own compute, not the model's training)"
+
+
+def co2_metadata(run: RunResult) -> dict[str, Any] | None:
+    """The Hugging Face ``co2_eq_emissions`` metadata of the audit's own measured compute
+    (codecarbon), or None when energy was not measured. Keys as in the Hub's model card spec:
+    ``emissions`` in grams CO2e (only when a grid country gave a CO2e), ``source``,
+    ``training_type`` (this audit, which the Hub's "pre-training or fine-tuning" does not cover),
+    ``geographical_location`` (when a country is known) and ``hardware_used``."""
+    env = run.environment
+    if env is None or env.energy_kwh is None:
+        return None
+    out: dict[str, Any] = {}
+    if env.co2e_kg is not None:
+        out["emissions"] = float(f"{env.co2e_kg * 1000:.6g}")
+    out["source"] = "codecarbon"
+    out["training_type"] = TRAINING_TYPE
+    if env.country_iso_code:
+        out["geographical_location"] = _country_name(env.country_iso_code)
+    hardware = "; ".join(f"{kind}: {name}" for kind, name in
+                         [("CPU", env.cpu_model), ("GPU", env.gpu_model)] if name)
+    if hardware:
+        out["hardware_used"] = hardware
+    return out
+
+
+def _country_name(iso3: str) -> str:
+    """``France (FRA)`` from codecarbon's bundled energy-mix table, else the code itself."""
+    import json
+    from importlib.resources import files
+
+    try:
+        table = json.loads(files("codecarbon").joinpath(
+            "data/private_infra/global_energy_mix.json").read_text(encoding="utf-8"))
+        name = table.get(iso3.upper(), {}).get("country_name")
+    except (ModuleNotFoundError, FileNotFoundError, ValueError, AttributeError):
+        name = None
+    return f"{name} ({iso3.upper()})" if name else iso3.upper()
 
 
 def _index_entry(run: RunResult, check: CheckResult) -> dict[str, Any] | None:

@@ -22,6 +22,8 @@ MAX_POINTS = 300
 MAX_BARS = 60
 MAX_CELLS = 48
 MAX_TIPS = 900
+MAX_DESC = 4000  # characters of a chart's text description
+MAX_DESC_POINTS = 30  # points per line series spelt out in the description
 
 
 def short(text: str, limit: int) -> str:
@@ -87,11 +89,27 @@ def _text(x: float, y: float, content: Any, cls: str = "", anchor: str = "start"
             f"{escape(str(content))}</text>")
 
 
-def _svg(width: float, height: float, body: list[str], label: str, kind: str) -> Markup:
-    """Wrap chart parts in an ``<svg>`` with a viewBox and an accessible title."""
+def _svg(width: float, height: float, body: list[str], label: str, kind: str,
+         desc: str = "") -> Markup:
+    """Wrap chart parts in an ``<svg>`` with a viewBox, an accessible title (its name) and a
+    ``<desc>`` giving the plotted numbers as text (its description, for screen readers)."""
     head = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
-            f'class="chart {kind}" role="img"><title>{escape(label)}</title>')
+            f'class="chart {kind}" role="img"><title>{escape(label)}</title>'
+            + (f"<desc>{escape(short(desc, MAX_DESC))}</desc>" if desc else ""))
     return Markup(head + "".join(body) + "</svg>")
+
+
+def _value_ci(v: float | None, lo: float | None, hi: float | None) -> str:
+    """``v [lo, hi]`` (the interval only when both bounds are known)."""
+    ci = f" [{fmt_num(lo)}, {fmt_num(hi)}]" if lo is not None and hi is not None else ""
+    return f"{fmt_num(v)}{ci}"
+
+
+def _axes_desc(xlabel: Any, ylabel: Any) -> str:
+    """``y against x: `` when both axes are named, else nothing."""
+    if not (xlabel and ylabel):
+        return ""
+    return _("{y} against {x}").format(y=short(str(ylabel), 60), x=short(str(xlabel), 60)) + ": "
 
 
 def _extent(values: Sequence[float | None], extra: Sequence[float] = ()) -> tuple[float, float]:
@@ -132,7 +150,12 @@ def bars_svg(data: dict[str, Any], title: str = "") -> Markup:
                           "small", "middle"))
     if data.get("xlabel"):
         body.append(_text(4, 14, short(str(data["xlabel"]), 30), "axis-label"))
-    return _svg(460, height, body, title or "bar chart", "bars")
+    desc = _axes_desc(data.get("xlabel"), data.get("ylabel")) + "; ".join(
+        f"{label}: {_value_ci(values[i] if i < len(values) else None, lows[i] if i < len(lows) else None, highs[i] if i < len(highs) else None)}"  # noqa: E501
+        for i, label in enumerate(labels))
+    if ref is not None:
+        desc += "; " + _("reference {value}").format(value=fmt_num(ref))
+    return _svg(460, height, body, title or "bar chart", "bars", desc)
 
 
 def _bar_row(i: int, label: str, v: float | None, lo: float | None, hi: float | None,
@@ -245,7 +268,7 @@ def _roc_panel(series: list[tuple[list[tuple[float, float]], str]], title: str,
     body += _legend(names, x0 + w * 0.38, y0 + h - 12 - 16 * (len(names) - 1)) if not log \
         else _legend(names, x0 + 8, y0 + 18)
     label = f"{title or 'ROC curve'}{' (log-log)' if log else ''}"
-    return _svg(370, 350, body, label, "roc")
+    return _svg(370, 350, body, label, "roc", "; ".join(names))
 
 
 def line_svg(data: dict[str, Any], title: str = "") -> Markup:
@@ -266,7 +289,19 @@ def line_svg(data: dict[str, Any], title: str = "") -> Markup:
         body += _series(_downsample(xs, _nums(s.get("y"))), sx, sy, PALETTE[i % len(PALETTE)])
     names = [str(s.get("name", f"series {i + 1}")) for i, s in enumerate(series)]
     body += _legend(names, x0 + 8, y0 + 18)
-    return _svg(460, 280, body, title or "line chart", "line")
+    return _svg(460, 280, body, title or "line chart", "line", _line_desc(data, xs, series, names))
+
+
+def _line_desc(data: dict[str, Any], xs: list[float | None], series: list[dict[str, Any]],
+               names: list[str]) -> str:
+    """Each series' points as ``x → y`` pairs (the first MAX_DESC_POINTS), for screen readers."""
+    out = []
+    for s, name in zip(series, names):
+        pts = [(x, y) for x, y in zip(xs, _nums(s.get("y"))) if x is not None and y is not None]
+        text = ", ".join(f"{fmt_num(x)} \u2192 {fmt_num(y)}" for x, y in pts[:MAX_DESC_POINTS])
+        more = len(pts) - MAX_DESC_POINTS
+        out.append(f"{name}: {text}" + (f" (+{more})" if more > 0 else ""))
+    return _axes_desc(data.get("xlabel"), data.get("ylabel")) + "; ".join(out)
 
 
 def _series(pts: list[tuple[float, float]], sx: Any, sy: Any, colour: str) -> list[str]:
@@ -324,7 +359,21 @@ def heatmap_svg(data: dict[str, Any], title: str = "") -> Markup:
     ybot = y0 + len(rows) * ch + 16
     body += _colour_key(x0, ybot, vmin, vmax)
     return _svg(max(560.0, x0 + len(cols) * cw + 10), ybot + 24, body, title or "heatmap",
-                "heatmap")
+                "heatmap", _heatmap_desc(grid, rows, cols))
+
+
+def _heatmap_desc(grid: list[list[float | None]], rows: list[str], cols: list[str]) -> str:
+    """Size, range and largest cell of a heatmap, for screen readers."""
+    cells = [(v, i, j) for i, r in enumerate(grid) for j, v in enumerate(r) if v is not None]
+    if not cells:
+        return _("{rows} rows \u00d7 {cols} columns, no values").format(rows=len(rows),
+                                                                       cols=len(cols))
+    top, i, j = min(cells, key=lambda c: (-c[0], c[1], c[2]))  # the first largest cell
+    return _("{rows} rows \u00d7 {cols} columns, values from {vmin} to {vmax}; largest at "
+             "{row} \u2192 {col}").format(rows=len(rows), cols=len(cols),
+                                          vmin=fmt_num(min(c[0] for c in cells)),
+                                          vmax=fmt_num(top),
+                                          row=rows[i], col=cols[j])
 
 
 def _cells_with_tips(grid: list[list[float | None]], rows: list[str], cols: list[str],

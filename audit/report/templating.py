@@ -24,7 +24,12 @@ class MdSafe(str):
 
 
 def _read_template(name: str) -> str | None:
-    """Template text from the installed package, else from the repository folder."""
+    """Template text from the repository folder beside this ``audit`` package (a source
+    checkout: its templates belong to the code that runs, even when an editable install of
+    another checkout maps ``audit._templates`` elsewhere), else from the installed package."""
+    path = REPO_TEMPLATES / name
+    if path.is_file():
+        return path.read_text(encoding="utf-8")
     try:
         from importlib.resources import files
 
@@ -33,8 +38,7 @@ def _read_template(name: str) -> str | None:
             return resource.read_text(encoding="utf-8")
     except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):
         pass
-    path = REPO_TEMPLATES / name
-    return path.read_text(encoding="utf-8") if path.is_file() else None
+    return None
 
 
 def read_asset(name: str) -> str:

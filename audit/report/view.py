@@ -12,6 +12,7 @@ from audit.report import figures
 from audit.report.fmt import DASH, ci_note, direction, fmt_ci, fmt_num, fmt_value
 from audit.report.i18n import N_, _, unit
 from audit.report.redact import redact_value
+from audit.report.summary import executive_summary
 from audit.results import CheckResult, GateResult, Metric, RunResult
 
 # Titles and intros are message ids (translated where shown, see audit.report.i18n).
@@ -59,6 +60,7 @@ def build_report_view(run: RunResult, show_pii: bool = False) -> dict[str, Any]:
         "title": _("Audit report: {suite}").format(suite=run.suite.name),
         "run": run_view(run),
         "verdict": verdict(run),
+        "summary": executive_summary(run, show_pii),
         "counts": counts_view(run),
         "gates": [gate_row(g, run, anchors) for c in run.checks for g in c.gates],
         "glance": [glance_row(c, anchors[c.id]) for c in run.checks],
