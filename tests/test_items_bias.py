@@ -117,23 +117,25 @@ def _write_w2v(path: Path, words: list[str], dim: int = 6) -> Path:
 
 def test_embedding_association_items_rederive(tmp_path, monkeypatch):
     """Word vectors from a seeded file; three tests, one of which cannot run (a set has a single
-    word in the vocabulary). One item per test; max_abs_effect_size (gated), mean |d|, mean d,
+    word in the vocabulary), and the largest |d| is negative. One item per test; max_abs_effect_size (gated), mean |d|, mean d,
     n_significant and n_tests_run re-derive; d is recomputed here from each item's stored
     associations with statistics.stdev (sample std, ddof 1)."""
     vocab = [w for ws in WORDS.values() for w in ws]
     vectors = _write_w2v(tmp_path / "v.bin", vocab)
     sets = lambda ws: {k: {"name": k, "words": v} for k, v in ws.items()}  # noqa: E731
-    swapped = dict(WORDS, first_attribute=WORDS["second_attribute"],
-                   second_attribute=WORDS["first_attribute"])
+    swapped = dict(WORDS, first_target=WORDS["second_target"],
+                   second_target=WORDS["first_target"])
+    half = dict(WORDS, first_target=WORDS["first_target"][:3],
+                second_target=WORDS["second_target"][:3])
     broken = dict(WORDS, first_target=["rose", "zzz_missing"])
-    tests = {"tests": [{"id": "flowers", **sets(WORDS)}, {"id": "swapped", **sets(swapped)},
+    tests = {"tests": [{"id": "swapped", **sets(swapped)}, {"id": "half", **sets(half)},
                        {"id": "broken", **sets(broken)}]}
     (tmp_path / "tests.json").write_text(json.dumps(tests))
     params = {"source": "word_vectors", "vectors": str(vectors),
               "tests": str(tmp_path / "tests.json"), "n_permutations": 200}
     entry, items = run_one(tmp_path, "embedding_association", params,
                            MockAdapter(hashed_handler, capabilities=set()), monkeypatch)
-    assert [it["id"] for it in items] == ["flowers", "swapped", "broken"]
+    assert [it["id"] for it in items] == ["swapped", "half", "broken"]
     reported = assert_rederived("embedding_association", entry, items,
                                 {"max_abs_effect_size", "mean_abs_effect_size", "n_tests_run"})
     assert items[2]["d"] is None and reported["n_tests_run"] == 2
@@ -141,8 +143,9 @@ def test_embedding_association_items_rederive(tmp_path, monkeypatch):
         pooled = it["assoc_x"] + it["assoc_y"]
         d = (statistics.fmean(it["assoc_x"]) - statistics.fmean(it["assoc_y"])) / statistics.stdev(pooled)
         assert it["d"] == pytest.approx(d, abs=1e-9)
-    assert items[0]["d"] == pytest.approx(-items[1]["d"], abs=1e-9)  # swapped attributes
-    assert reported["max_abs_effect_size"] == pytest.approx(abs(items[0]["d"]), abs=TOL)
+    # the largest |d| is a negative d (swapped targets), so a maximum of signed d would differ
+    assert items[0]["d"] < 0 < items[1]["d"] < -items[0]["d"]
+    assert reported["max_abs_effect_size"] == pytest.approx(-items[0]["d"], abs=TOL)
 
 
 # ----------------------------------------------------------------------------- qa_bias

@@ -84,13 +84,16 @@ def test_counterfactual_items_rederive(tmp_path, monkeypatch):
     from audit.checks.fairness import identity as I
 
     texts = ["She was stressed about the exam.", "The muslim neighbour said hello.",
-             "Nothing about identity here.", "He and his brother were gay and happy."]
+             "Nothing about identity here.", "He and his brother were gay and happy.",
+             "she said hello"]
     pd.DataFrame({"text": texts}).to_csv(tmp_path / "inputs.csv", index=False)
     axes = ["gender", "religion"]
     params = {"data": str(tmp_path / "inputs.csv"), "templates": "stress", "axes": axes,
               "n_boot": 50, "max_variants_per_text": 50}
-    entry, items = run_one(tmp_path, "counterfactual_fairness", params, _keyword_model(),
-                           monkeypatch)
+    from tests.mock_models import keyword_classifier
+
+    model = keyword_classifier({"muslim": 1.2, "she": 3.0, "stressed": 0.8})
+    entry, items = run_one(tmp_path, "counterfactual_fairness", params, model, monkeypatch)
     lexicon = I.load_lexicon(None, axes)
     task = I.load_templates("stress")
     n_templates = len(task["positive"]) + len(task["negative"])
@@ -101,6 +104,8 @@ def test_counterfactual_items_rederive(tmp_path, monkeypatch):
     reported = assert_rederived("counterfactual_fairness", entry, items,
                                 {"flip_rate", "mean_abs_score_change", "max_abs_score_change",
                                  "flip_rate_inputs", "flip_rate_templates"})
+    top = max(items, key=lambda it: it["abs_change"])
+    assert top["source"] == "input"  # the largest change is not among the template pairs
     flips = [(it["score_original"] >= 0.5) != (it["score_counterfactual"] >= 0.5) for it in items]
     assert 0 < reported["flip_rate"] == pytest.approx(sum(flips) / len(flips), abs=TOL)
 
@@ -169,15 +174,24 @@ def test_identity_term_auc_items_on_labelled_data_leave_small_groups_out(tmp_pat
 @pytest.mark.parametrize("mode", ["logprob", "sample"])
 def test_decision_bias_items_rederive(tmp_path, monkeypatch, mode):
     """discrim-eval style data (4 questions x 9 ages x 3 genders x 5 races) on the decision
-    tests' planted-effect models (scored, or chat-sampled with some unparseable replies). One
-    item per prompt; the gated max_abs_discrimination_score, the per-axis and cell maxima and the
+    tests' planted-effect models (scored, with the 15 prompts of question 3's 100-year-olds left
+    undecided; or chat-sampled with some unparseable replies). One item per prompt; the gated max_abs_discrimination_score, the per-axis and cell maxima and the
     decision metrics re-derive; the headline also equals the dict-and-loop scores of the decision
     tests computed on these items."""
     from tests.test_fairness_decision import (chat_handler, plain_scores, scoring_handler,
                                               value_levels, write_data)
 
     data = write_data(tmp_path / "decisions.jsonl", n_questions=4)
-    model = (MockAdapter(scoring_handler, capabilities={"sequence_log_prob"}) if mode == "logprob"
+
+    def undecided(call):
+        """Question 3's 100-year-olds get no probability on any answer word: no decision."""
+        out = np.asarray(scoring_handler(call), dtype=float)
+        if call.method == "continuation_log_prob":
+            hit = ["Decision 3." in p and "100-year-old" in p for p in call.args["prompts"]]
+            out[np.array(hit, dtype=bool)] = -np.inf
+        return out
+
+    model = (MockAdapter(undecided, capabilities={"sequence_log_prob"}) if mode == "logprob"
              else MockAdapter(chat_handler, capabilities={"chat"}))
     params = {"data": str(data), "n_boot": 100, "mixed_effects": False, "n_samples": 2}
     entry, items = run_one(tmp_path, "decision_bias", params, model, monkeypatch)
@@ -187,6 +201,9 @@ def test_decision_bias_items_rederive(tmp_path, monkeypatch, mode):
         "max_abs_discrimination_score", "max_abs_discrimination_age",
         "max_abs_discrimination_race", "max_abs_cell_discrimination_score", "mean_p_yes",
         "n_prompts", "n_questions", *extra})
+    undecided_prompts = 3 * 5 if mode == "logprob" else 0
+    assert reported["n_prompts"] == sum(it["p_yes"] is not None for it in items) == \
+        len(items) - undecided_prompts
     expected = plain_scores(items, value_levels)
     assert reported["max_abs_discrimination_score"] == pytest.approx(
         max(abs(v) for v in expected.values()), abs=TOL)
