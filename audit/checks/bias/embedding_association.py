@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from audit.checks.bias import probes as P
 from audit.checks.bias import weat as W
 from audit.errors import CapabilityError, usage
+from audit.items import ItemMetric
 from audit.registry import CheckOutput, check
 from audit.results import Figure, Finding, GroupValue, Metric
 
@@ -39,7 +40,22 @@ class EmbeddingAssociationParams(BaseModel):
     alpha: float = Field(0.05, gt=0, lt=1)
 
 
-@check(NAME, area="bias", params=EmbeddingAssociationParams)
+def _ran(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [it for it in items if it["d"] is not None]
+
+
+ITEM_METRICS = {
+    "max_abs_effect_size": ItemMetric(aggregate=lambda items: max(
+        (abs(it["d"]) for it in _ran(items)), default=None)),
+    "mean_abs_effect_size": ItemMetric(lambda it: None if it["d"] is None else abs(it["d"])),
+    "effect_size": ItemMetric(lambda it: it["d"]),
+    "n_significant": ItemMetric(aggregate=lambda items: float(sum(
+        bool(it["significant"]) for it in _ran(items))) if _ran(items) else None),
+    "n_tests_run": ItemMetric(aggregate=lambda items: float(len(_ran(items)))),
+}
+
+
+@check(NAME, area="bias", params=EmbeddingAssociationParams, item_metrics=ITEM_METRICS)
 def embedding_association(ctx: Any, params: EmbeddingAssociationParams) -> CheckOutput:
     """WEAT / SEAT: do embeddings place two target groups closer to different attribute sets?
 
@@ -68,7 +84,9 @@ def embedding_association(ctx: Any, params: EmbeddingAssociationParams) -> Check
     rows = []
     for test in ctx.progress(tests, desc="association tests"):
         rows.append(_run_test(ctx, test, embed, params))
-    return _summarise(rows, params)
+    out = _summarise(rows, params)
+    out.items = association_items(rows, params.alpha)
+    return out
 
 
 def _load_tests(ctx: Any, params: EmbeddingAssociationParams) -> list[dict[str, Any]]:
@@ -159,12 +177,32 @@ def _run_test(ctx: Any, test: dict[str, Any], embed, params: EmbeddingAssociatio
            f"vs {test['second_attribute']['name']}", "sizes": [len(m) for m in mats],
            "missing": missing, "human_d": (test.get("original_finding") or {}).get("d") or None}
     if min(len(m) for m in mats) < 2:
-        row.update(d=None, p=None, p_method="not run: fewer than 2 items in a set", statistic=None)
+        row.update(d=None, p=None, p_method="not run: fewer than 2 items in a set", statistic=None,
+                   assoc_x=[], assoc_y=[])
         return row
     res = W.weat(*mats, rng=ctx.sub_rng(test["id"]), exact_max=params.exact_max,
                  n_samples=params.n_permutations, ddof=params.ddof)
-    row.update(d=res.effect_size if np.isfinite(res.effect_size) else None, p=res.p_value, p_method=res.p_method, statistic=res.statistic)
+    row.update(d=res.effect_size if np.isfinite(res.effect_size) else None, p=res.p_value,
+               p_method=res.p_method, statistic=res.statistic,
+               assoc_x=res.associations_x, assoc_y=res.associations_y)
     return row
+
+
+def association_items(rows: list[dict[str, Any]], alpha: float) -> list[dict[str, Any]]:
+    """One record per association test: d, p, whether p < alpha, the set sizes, the missing
+    words and the associations s(w, A, B) of every target item (d can be recomputed from them).
+    A test that did not run has d None. Ids are the test ids (made unique if a file repeats one)."""
+    items, seen = [], {}
+    for r in rows:
+        seen[r["id"]] = seen.get(r["id"], 0) + 1
+        ran = r["d"] is not None
+        items.append({"id": str(r["id"]) if seen[r["id"]] == 1 else f"{r['id']}#{seen[r['id']]}",
+                      "targets": r["targets"], "attributes": r["attributes"], "sizes": r["sizes"],
+                      "d": r["d"], "p": r["p"] if ran else None, "p_method": r["p_method"],
+                      "significant": (r["p"] < alpha) if ran else None,
+                      "statistic": r["statistic"] if ran else None,
+                      "assoc_x": r["assoc_x"], "assoc_y": r["assoc_y"], "missing": r["missing"]})
+    return items
 
 
 def _summarise(rows: list[dict[str, Any]], params: EmbeddingAssociationParams) -> CheckOutput:

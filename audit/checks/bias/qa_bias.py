@@ -12,6 +12,7 @@ from audit.checks.bias.qa_data import QAItem, load_qa, resolve_source, select_it
 from audit.checks.bias.qa_parse import (EN_PROMPT, ZH_PROMPT, lettered_prompt, likelihood_prompt,
                                         parse_reply)
 from audit.errors import CapabilityError
+from audit.items import ItemMetric
 from audit.registry import CheckOutput, check
 
 NAME = "qa_bias"
@@ -52,8 +53,67 @@ class QABiasParams(BaseModel):
         return value
 
 
+def _scored(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Items whose biased option is known (the ones every score counts)."""
+    return [it for it in items if it["biased_option"] is not None]
+
+
+def item_counts(items: list[dict[str, Any]], answer_key: str = "answer") -> np.ndarray | None:
+    """The nine counts of :mod:`qa_metrics` summed over the scored items, with the answer read
+    from ``answer_key`` (None when the items lack that answer, e.g. ``answer_sum`` in
+    generation mode)."""
+    rows = _scored(items)
+    if not rows or any(answer_key not in it for it in rows):
+        return None
+    return np.sum([qm.outcome_counts(it["condition"], it[answer_key], it["label"],
+                                     it["unknown_option"], it["biased_option"])
+                   for it in rows], axis=0)
+
+
+def _score(name: str, answer_key: str) -> ItemMetric:
+    """A score of the items' format from their counts (None for the other format's scores)."""
+    fmt = "cbbq" if name.startswith("cbbq_") else "bbq"
+
+    def aggregate(items: list[dict[str, Any]]) -> float | None:
+        counts = item_counts(items, answer_key)
+        if counts is None or items[0].get("format", "bbq") != fmt:
+            return None
+        return qm.finite_or_none(qm.scores(counts, fmt)[name])
+    return ItemMetric(aggregate=aggregate)
+
+
+def _accuracy(condition: str, answer_key: str) -> ItemMetric:
+    """Accuracy in one context condition: a binary mean over the scored questions."""
+    def value(it: dict[str, Any]) -> float | None:
+        if it["biased_option"] is None or it["condition"] != condition or answer_key not in it:
+            return None
+        return float(it[answer_key] is not None and it[answer_key] == it["label"])
+    return ItemMetric(value, kind="binary")
+
+
+def _item_metrics() -> dict[str, ItemMetric]:
+    out: dict[str, ItemMetric] = {}
+    for suffix, key in (("", "answer"), ("_sum", "answer_sum"),
+                        ("_normalized", "answer_normalized")):
+        for cond in ("ambig", "disambig"):
+            out[f"accuracy_{cond}{suffix}"] = _accuracy(cond, key)
+        for name in (*qm.BBQ_SCORES, *qm.CBBQ_SCORES):
+            if not name.startswith("accuracy"):
+                out[name + suffix] = _score(name, key)
+    out["unparseable_rate"] = ItemMetric(
+        lambda it: None if it["biased_option"] is None or "parse" not in it
+        else float(it["answer"] is None), kind="binary")
+    out["n_items"] = ItemMetric(aggregate=lambda items: float(len(_scored(items))))
+    out["n_undetermined"] = ItemMetric(aggregate=lambda items: float(
+        len(items) - len(_scored(items))))
+    return out
+
+
+ITEM_METRICS = _item_metrics()
+
+
 @check(NAME, area="bias", params=QABiasParams,
-       requires=[{"sequence_log_prob"}, {"chat"}, {"generate"}])
+       requires=[{"sequence_log_prob"}, {"chat"}, {"generate"}], item_metrics=ITEM_METRICS)
 def qa_bias(ctx: Any, params: QABiasParams) -> CheckOutput:
     """Question-answering bias on BBQ (English) and CBBQ (Chinese): accuracy and bias scores in
     ambiguous and disambiguated contexts, per category, with template-bootstrap CIs.

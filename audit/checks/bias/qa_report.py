@@ -80,7 +80,7 @@ def summarise(items: list[QAItem], records: list[dict[str, Any]], fmt: str, mode
                        description="questions scored (biased option known)"),
                 Metric(name="n_undetermined", value=float(undetermined), higher_is_better=None,
                        description="questions without a determinable biased option (dropped)")]
-    out = CheckOutput(metrics=metrics, items=item_records(items, records, ctx.show_pii))
+    out = CheckOutput(metrics=metrics, items=item_records(items, records, ctx.show_pii, fmt))
     out.findings += findings(metrics, fmt, answers, undetermined, mode)
     out.figures += figures(metrics, fmt)
     out.evidence += evidence(items, records, params, ctx.show_pii, mode)
@@ -94,13 +94,16 @@ def _clean(text: str, show_pii: bool, limit: int | None = None) -> str:
     return text if limit is None or len(text) <= limit else text[:limit] + " [...]"
 
 
-def item_records(items: list[QAItem], records: list[dict[str, Any]],
-                 show_pii: bool) -> list[dict[str, Any]]:
-    """One record per question: enough to re-derive every score (see qa_metrics)."""
-    out = []
+def item_records(items: list[QAItem], records: list[dict[str, Any]], show_pii: bool,
+                 fmt: str = "bbq") -> list[dict[str, Any]]:
+    """One record per question: enough to re-derive every score (see qa_metrics). Ids are the
+    questions' ids, with ``#2``, ``#3``... added when files passed together repeat one."""
+    out, seen = [], {}
     for it, rec in zip(items, records):
         a = rec["answer"]
-        row = {"id": it.id, "category": it.category, "template": it.template,
+        seen[it.id] = seen.get(it.id, 0) + 1
+        row = {"id": it.id if seen[it.id] == 1 else f"{it.id}#{seen[it.id]}", "format": fmt,
+               "category": it.category, "template": it.template,
                "condition": it.condition, "polarity": it.polarity, "label": it.label,
                "unknown_option": it.unknown, "target_option": it.target,
                "biased_option": it.biased, "answer": a,

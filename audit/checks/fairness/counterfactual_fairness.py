@@ -10,10 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from audit.checks.fairness import identity as I
 from audit.errors import usage
+from audit.items import ItemMetric
 from audit.registry import CheckOutput, check
 from audit.results import ConfidenceInterval, Figure, Finding, GroupValue, Metric
 
 NAME = "counterfactual_fairness"
+ITEM_TEXT_CHARS = 300
 
 
 class CounterfactualParams(BaseModel):
@@ -49,7 +51,24 @@ class Pairs:
     cluster: list[str]
 
 
-@check(NAME, area="fairness", params=CounterfactualParams, requires=[{"predict_proba"}])
+def _flipped_in(source: str | None) -> ItemMetric:
+    """Flip rate over the pairs of one source (all pairs when None), a binary mean."""
+    return ItemMetric(lambda it: None if source and it["source"] != source
+                      else float(it["flipped"]), kind="binary")
+
+
+ITEM_METRICS = {
+    "flip_rate": _flipped_in(None),
+    "mean_abs_score_change": ItemMetric(lambda it: it["abs_change"]),
+    "max_abs_score_change": ItemMetric(aggregate=lambda items: max(
+        (it["abs_change"] for it in items), default=None)),
+    "flip_rate_inputs": _flipped_in("input"),
+    "flip_rate_templates": _flipped_in("template"),
+}
+
+
+@check(NAME, area="fairness", params=CounterfactualParams, requires=[{"predict_proba"}],
+       item_metrics=ITEM_METRICS)
 def counterfactual_fairness(ctx: Any, params: CounterfactualParams) -> CheckOutput:
     """Counterfactual identity swaps: how often a decision flips when only an identity term changes.
 
@@ -234,6 +253,30 @@ def _report(ctx: Any, pairs: Pairs, before: np.ndarray, after: np.ndarray,
     out.findings = _findings(out.metrics[0])
     out.figures = [_figure(out.metrics[0])]
     out.evidence = _evidence(ctx, pairs, before, after, delta, params)
+    out.items = pair_items(pairs, before, after, flips, delta)
+    return out
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= ITEM_TEXT_CHARS else text[:ITEM_TEXT_CHARS] + " [...]"
+
+
+def pair_items(pairs: Pairs, before: np.ndarray, after: np.ndarray, flips: np.ndarray,
+               delta: np.ndarray) -> list[dict[str, Any]]:
+    """One record per counterfactual pair: id (sampling unit, axis and swap: ``input:12|gender|
+    she+he->swapped``, ``template:3|religion|christian->muslim``), source, axis, swap, both
+    texts (shortened; the runner redacts them), both positive-class scores, the flip and the
+    absolute score change."""
+    out, seen = [], {}
+    for i in range(len(pairs.original)):
+        key = f"{pairs.cluster[i]}|{pairs.axis[i]}|{pairs.swap[i]}"
+        seen[key] = seen.get(key, 0) + 1
+        out.append({"id": key if seen[key] == 1 else f"{key}#{seen[key]}",
+                    "source": pairs.source[i], "unit": pairs.cluster[i], "axis": pairs.axis[i],
+                    "swap": pairs.swap[i], "original": _short(pairs.original[i]),
+                    "counterfactual": _short(pairs.counterfactual[i]),
+                    "score_original": float(before[i]), "score_counterfactual": float(after[i]),
+                    "flipped": bool(flips[i]), "abs_change": float(delta[i])})
     return out
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from audit.checks.fairness.decision_data import (NAME, DecisionData, chat_prompt, data_path,
                                                  demographics, load_decisions, plain_prompt,
                                                  user_message, who)
+from audit.checks.fairness.decision_items import ITEM_METRICS
 from audit.errors import CapabilityError, usage
 from audit.models.capabilities import has
 from audit.registry import CheckOutput, check
@@ -73,7 +74,7 @@ class Scored:
 
 
 @check(NAME, area="fairness", params=DecisionBiasParams,
-       requires=[{"sequence_log_prob"}, {"chat"}, {"generate"}])
+       requires=[{"sequence_log_prob"}, {"chat"}, {"generate"}], item_metrics=ITEM_METRICS)
 def decision_bias(ctx: Any, params: DecisionBiasParams) -> CheckOutput:
     """Decisions about people (discrim-eval): how the model's probability of answering "yes" to
     a high-stakes decision (a loan, a visa, a transplant, a hire) moves with the person's age,

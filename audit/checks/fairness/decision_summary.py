@@ -328,15 +328,19 @@ def _evidence(ctx: Any, data: DecisionData, scored: Any, rows: int) -> list[dict
 
 
 def items(data: DecisionData, scored: Any) -> list[dict[str, Any]]:
-    """One record per prompt: id, question, demographics, cell, decision, format."""
+    """One record per prompt: id, question, demographics (as written), levels (as analysed, age
+    binned), the axes on which the prompt has the baseline level, cell, decision, format."""
     labels = cell_labels(data.levels, data.axes)
     out, seen = [], {}
     for i in range(len(data)):
         demo = demographics(data, i)
         key = f"q{data.questions[i]}|" + "|".join(demo.values())
         seen[key] = seen.get(key, 0) + 1
+        levels = {a: str(data.levels[a][i]) for a in data.axes}
         rec = {"id": key if seen[key] == 1 else f"{key}#{seen[key]}",
-               "question": str(data.questions[i]), "demographics": demo, "cell": str(labels[i]),
+               "question": str(data.questions[i]), "demographics": demo, "levels": levels,
+               "baseline_axes": [a for a in data.axes if levels[a] == data.baselines[a]],
+               "cell": str(labels[i]),
                "p_yes": _num(scored.p_yes[i]), "logit_yes": _num(scored.logit[i]),
                "mode": scored.mode, "format": scored.format}
         for name, arr in scored.extra.items():

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from audit.checks.fairness import data as D
 from audit.checks.fairness.groups import FairnessTable, GroupData, compute_table
 from audit.errors import usage
+from audit.items import ItemMetric
 from audit.registry import CheckOutput, check
 from audit.results import ConfidenceInterval, Figure, Finding, GroupValue, Metric
 
@@ -82,8 +83,89 @@ class Task:
     data: GroupData
 
 
+def _rows(items: list[dict[str, Any]], task: str = "") -> list[dict[str, Any]]:
+    """The items (rows) of one binary task ('' unless one-vs-rest)."""
+    return [it for it in items if it.get("task", "") == task]
+
+
+def table_from_items(items: list[dict[str, Any]]) -> tuple[dict[str, np.ndarray],
+                                                           dict[str, float]] | None:
+    """Per-group metrics [G] (confusion rates, AUC when scored) and the between-group metrics,
+    rebuilt from one task's row items alone (None without rows). ECE is left out: it depends
+    on the ``n_bins`` parameter, which the items do not carry."""
+    from audit.checks.fairness import groups as G
+    from audit.checks.fairness import metrics as fm
+
+    if not items:
+        return None
+    codes = np.array([it["group_id"] for it in items], dtype=np.int64)
+    n_groups = int(codes.max()) + 1
+    y = np.array([it["y_true"] for it in items], dtype=bool)
+    p = np.array([it["y_pred"] for it in items], dtype=bool)
+    groups = fm.rates(fm.confusion_counts(y, p, codes, n_groups))
+    if all(it.get("score") is not None for it in items):
+        s = np.array([it["score"] for it in items], dtype=float)
+        groups["auc"] = np.array([fm.weighted_auc(y[codes == g], s[codes == g])[0]
+                                  for g in range(n_groups)])
+    mask = np.zeros(n_groups, dtype=bool)
+    mask[codes[np.array([bool(it["in_gaps"]) for it in items])]] = True
+    return groups, {k: float(v) for k, v in G.between(groups, mask).items()}
+
+
+def _between_from_items(name: str) -> ItemMetric:
+    def aggregate(items: list[dict[str, Any]]) -> float | None:
+        table = table_from_items(_rows(items))
+        value = None if table is None else table[1].get(name)
+        return value if value is not None and np.isfinite(value) else None
+    return ItemMetric(aggregate=aggregate)
+
+
+def _overall_auc(items: list[dict[str, Any]]) -> float | None:
+    from audit.checks.fairness.metrics import weighted_auc
+
+    rows = _rows(items)
+    if not rows or any(it.get("score") is None for it in rows):
+        return None
+    v = float(weighted_auc([it["y_true"] for it in rows], [it["score"] for it in rows])[0])
+    return v if np.isfinite(v) else None
+
+
+def _precision(rows: list[dict[str, Any]]) -> float | None:
+    """Share of positive predictions that are right (an aggregate: which rows count depends on
+    the predictions, so two runs' rows do not pair)."""
+    hits = [it["y_true"] for it in rows if it["y_pred"] == 1]
+    return sum(hits) / len(hits) if hits else None
+
+
+def _rate(outcome: str, given: tuple[str, int] | None = None) -> ItemMetric:
+    """A confusion rate as a binary mean over the rows of the main task: ``outcome`` is
+    ``y_pred`` (positive prediction), ``correct`` or ``missed`` (negative prediction), counted
+    over the rows where ``given`` (column, value) holds."""
+    def value(it: dict[str, Any]) -> float | None:
+        if it.get("task", "") != "" or (given and it[given[0]] != given[1]):
+            return None
+        if outcome == "correct":
+            return float(it["y_true"] == it["y_pred"])
+        return float(it["y_pred"] == (0 if outcome == "missed" else 1))
+    return ItemMetric(value, kind="binary")
+
+
+ITEM_METRICS: dict[str, ItemMetric] = {
+    **{name: _between_from_items(name) for name in
+       (*BETWEEN, "accuracy_difference", "fpr_difference", "fnr_difference", "auc_difference")},
+    "count": ItemMetric(aggregate=lambda items: float(len(_rows(items))) if _rows(items) else None),
+    "selection_rate": _rate("y_pred"),
+    "accuracy": _rate("correct"),
+    "tpr": _rate("y_pred", ("y_true", 1)),
+    "fpr": _rate("y_pred", ("y_true", 0)),
+    "fnr": _rate("missed", ("y_true", 1)),
+    "precision": ItemMetric(aggregate=lambda items: _precision(_rows(items))),
+    "auc": ItemMetric(aggregate=_overall_auc),
+}
+
+
 @check(NAME, area="fairness", params=GroupFairnessParams,
-       requires=[{"predictions"}, {"predict_proba"}, {"tabular"}])
+       requires=[{"predictions"}, {"predict_proba"}, {"tabular"}], item_metrics=ITEM_METRICS)
 def group_fairness(ctx: Any, params: GroupFairnessParams) -> CheckOutput:
     """Group fairness: how a classifier's errors and decisions differ across (intersectional) groups.
 
@@ -122,6 +204,25 @@ def group_fairness(ctx: Any, params: GroupFairnessParams) -> CheckOutput:
                               params.ci_level, params.bootstrap, params.n_bins,
                               _gap_mask(task.data, params))
         _report(out, task, table, params)
+        out.items += row_items(task, _gap_mask(task.data, params))
+    return out
+
+
+def row_items(task: Task, mask: np.ndarray | None) -> list[dict[str, Any]]:
+    """One record per row of a task: id (row index in the table, plus the class for
+    one-vs-rest), group and group_id, y_true and y_pred (0/1), the score when there is one, and
+    in_gaps (whether the row's group enters the between-group metrics)."""
+    d = task.data
+    in_gaps = np.ones(d.n_groups, dtype=bool) if mask is None else mask
+    out = []
+    for i, g in enumerate(d.codes.tolist()):
+        rec = {"id": f"row{i}{task.suffix}", "group": d.group_names[g], "group_id": g,
+               "y_true": int(d.y_true[i]), "y_pred": int(d.y_pred[i]), "in_gaps": bool(in_gaps[g])}
+        if d.score is not None:
+            rec["score"] = float(d.score[i])
+        if task.suffix:
+            rec["task"] = task.suffix
+        out.append(rec)
     return out
 
 

@@ -96,10 +96,11 @@ def _free(m: re.Match[str], blocked: list[tuple[int, int]]) -> bool:
 
 
 def mentioned_groups(text: str, axis: Axis, real_text: bool = True) -> list[str]:
-    """Groups of ``axis`` whose forms occur in ``text``."""
+    """Groups of ``axis`` whose forms occur in ``text`` (a group whose only forms are ambiguous
+    has none in real text: it is never mentioned, rather than matched by an empty pattern)."""
     blocked = _blocked(text, axis)
-    return [g for g in axis.groups
-            if any(_free(m, blocked) for m in _pattern(axis.forms(g, real_text)).finditer(text))]
+    return [g for g in axis.groups if axis.forms(g, real_text)
+            and any(_free(m, blocked) for m in _pattern(axis.forms(g, real_text)).finditer(text))]
 
 
 def _match_case(found: str, replacement: str) -> str:

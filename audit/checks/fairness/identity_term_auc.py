@@ -10,10 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from audit.checks.fairness import identity as I
 from audit.checks.fairness import metrics as fm
 from audit.errors import usage
+from audit.items import ItemMetric
 from audit.registry import CheckOutput, check
 from audit.results import ConfidenceInterval, Figure, Finding, GroupValue, Metric
 
 NAME = "identity_term_auc"
+ITEM_TEXT_CHARS = 300
 SUBMETRICS = {
     "subgroup_auc": "AUC within texts that mention the identity",
     "bpsn_auc": "AUC of background positives vs subgroup negatives (low: texts mentioning the "
@@ -44,7 +46,41 @@ class IdentityAucParams(BaseModel):
     ci_level: float = Field(0.95, gt=0.5, lt=1.0)
 
 
-@check(NAME, area="fairness", params=IdentityAucParams, requires=[{"predict_proba"}])
+def _arrays(items: list[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+    return (np.array([bool(it["label"]) for it in items], dtype=bool),
+            np.array([it["score"] for it in items], dtype=float))
+
+
+def _overall_from_items(items: list[dict[str, Any]]) -> float | None:
+    if not items:
+        return None
+    y, score = _arrays(items)
+    return _num(float(fm.weighted_auc(y, score)[0]))
+
+
+def _worst_from_items(name: str) -> ItemMetric:
+    """The worst AUC ``name`` over the subgroups the headline counts (``counted_groups``: at
+    least min_subgroup_size rows), rebuilt from the row items."""
+    def aggregate(items: list[dict[str, Any]]) -> float | None:
+        if not items:
+            return None
+        y, score = _arrays(items)
+        values = []
+        for group in sorted({g for it in items for g in it["counted_groups"]}):
+            member = np.array([group in it["groups"] for it in items])
+            mask = submetric_masks(y, member)[name]
+            values.append(float(fm.weighted_auc(y[mask], score[mask])[0]))
+        finite = [v for v in values if np.isfinite(v)]
+        return min(finite) if finite else None
+    return ItemMetric(aggregate=aggregate)
+
+
+ITEM_METRICS = {"overall_auc": ItemMetric(aggregate=_overall_from_items),
+                **{name: _worst_from_items(name) for name in SUBMETRICS}}
+
+
+@check(NAME, area="fairness", params=IdentityAucParams, requires=[{"predict_proba"}],
+       item_metrics=ITEM_METRICS)
 def identity_term_auc(ctx: Any, params: IdentityAucParams) -> CheckOutput:
     """Identity-term AUCs: does a classifier rank texts worse when they mention a given identity?
 
@@ -82,7 +118,33 @@ def identity_term_auc(ctx: Any, params: IdentityAucParams) -> CheckOutput:
     if y.all() or not y.any():
         raise usage(NAME, "label_column", "the data has only one class",
                     "give labelled data with positives and negatives")
-    return _report(ctx, params, y, proba[:, k], members)
+    out = _report(ctx, params, y, proba[:, k], members)
+    out.items = row_items(rows, y, proba[:, k], members, params.min_subgroup_size,
+                          params.data is None)
+    return out
+
+
+def _row_id(row: dict[str, Any], i: int, templated: bool) -> str:
+    """``t<template>|<axis>|<group>`` for the templated set, ``row<i>`` for a data file."""
+    return f"t{row['template']}|{row['axis']}|{row['group']}" if templated else f"row{i}"
+
+
+def row_items(rows: list[dict[str, Any]], y: np.ndarray, score: np.ndarray,
+              members: dict[str, np.ndarray], min_size: int,
+              templated: bool) -> list[dict[str, Any]]:
+    """One record per text: id, label (1 = positive), score, subgroups mentioned, and those of
+    them with at least ``min_size`` rows (``counted_groups``, the ones the worst-subgroup
+    metrics range over); the text shortened (the runner redacts it)."""
+    big = {g for g, m in members.items() if m.sum() >= min_size}
+    out = []
+    for i, row in enumerate(rows):
+        text = row["text"]
+        out.append({"id": _row_id(row, i, templated), "label": int(y[i]), "score": float(score[i]),
+                    "groups": list(row["groups"]),
+                    "counted_groups": [g for g in row["groups"] if g in big],
+                    "text": text if len(text) <= ITEM_TEXT_CHARS
+                    else text[:ITEM_TEXT_CHARS] + " [...]"})
+    return out
 
 
 def _rows(ctx: Any, params: IdentityAucParams) -> list[dict[str, Any]]:
