@@ -75,11 +75,14 @@ def test_compare_exits_1_and_names_the_group_when_tpr_drops_by_a_tenth(runs, cap
 
 def test_compare_exits_0_when_the_drop_is_inside_the_baseline_ci(runs, capsys):
     """Reference: a 0.01 TPR drop in group b (25 of 2,500 positives) lies inside the baseline's
-    95% CI (about +/-0.016), so even with zero tolerance it is noise, not a regression."""
+    95% CI (about +/-0.016), so with the interval rule alone (--no-paired) even zero tolerance
+    calls it noise. Paired by row (the default, both runs have items), the 25 rows that all flip
+    one way are a real change: McNemar flags it (exit 1)."""
     from audit.cli import main
 
-    rc = main(["compare", str(runs["base"]), str(runs["small"]), "--tolerance", "0"])
+    rc = main(["compare", str(runs["base"]), str(runs["small"]), "--tolerance", "0", "--no-paired"])
     assert rc == 0, capsys.readouterr().out
+    assert main(["compare", str(runs["base"]), str(runs["small"]), "--tolerance", "0"]) == 1
 
 
 def test_pytest_plugin_assertion_names_the_group(runs):
