@@ -87,7 +87,8 @@ def test_integrated_gradients_items_rederive_convergence(tmp_path: Path,
     np.testing.assert_allclose([i["f_x"] for i in items], probs.max(axis=1), atol=1e-5)
 
 
-def test_shap_tabular_items_rederive_shares_and_gaps(tmp_path: Path, csv_path: Path) -> None:  # noqa: F811
+def test_shap_tabular_items_rederive_shares_and_gaps(tmp_path: Path,
+                                                    csv_path: Path) -> None:  # noqa: F811
     """Logistic regression on the synthetic sex/region/hours data, 120 sampled rows: 120 items
     (row<index>, distinct); every metric re-derives, and the sensitive share also equals a plain
     loop over the items' per-feature SHAP values (mean |SHAP| of sex over the sum over features)."""

@@ -51,7 +51,8 @@ def run_check(tmp_path: Path, check: str, params: dict[str, Any], model: Any,
         run = run_suite(suite, RunOptions(out_dir=out, quiet=True, render=False, seed=0,
                                           show_pii=show_pii))
     result = run.check("c")
-    assert result.status in ("passed", "reported"), (result.status, result.error, result.skip_reason)
+    assert result.status in ("passed", "reported"), (result.status, result.error,
+                                                     result.skip_reason)
     with gzip.open(out / ITEMS_FILE, "rt", encoding="utf-8") as fh:
         raw = fh.read()
     lines = [json.loads(line) for line in raw.splitlines()]

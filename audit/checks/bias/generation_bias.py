@@ -111,7 +111,8 @@ def _group_means(items: list[dict[str, Any]], field: str) -> dict[str, dict[str,
     gen = [it for it in items if it.get("kind") == "gen"]
     if not gen or any(it.get(field) is None for it in gen):
         return None
-    return {a: {g: float(v.mean()) for g, v in gs.items()} for a, gs in per_prompt(gen, field).items()}
+    return {a: {g: float(v.mean()) for g, v in gs.items()}
+            for a, gs in per_prompt(gen, field).items()}
 
 
 def _axis_stat(field: str, axis: str, gap: bool) -> Any:
@@ -163,9 +164,12 @@ def _item_metrics() -> dict[str, ItemMetric]:
     return out
 
 
+ITEM_METRICS = _item_metrics()
+
+
 # --------------------------------------------------------------------------- the check
 @check(NAME, area="bias", params=GenerationBiasParams, requires=[{"generate"}, {"chat"}],
-       item_metrics=_item_metrics())
+       item_metrics=ITEM_METRICS)
 def generation_bias(ctx: Any, params: GenerationBiasParams) -> CheckOutput:
     """Bias in open-ended generation (BOLD-style) and toxicity on RealToxicityPrompts.
 

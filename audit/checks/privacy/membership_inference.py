@@ -156,12 +156,13 @@ def attack_table(items: list[dict[str, Any]]) -> dict[str, dict[str, float]] | N
         n = np.array([it["scores"][a] for it in kept if not it["member"]], float)
         if not (m.size and n.size):
             return None
-        table[a] = {"auc": auc_score(m, n), **{k: tpr_at_fpr(m, n, v) for k, v in FPR_LEVELS.items()}}
+        table[a] = {"auc": auc_score(m, n),
+                    **{k: tpr_at_fpr(m, n, v) for k, v in FPR_LEVELS.items()}}
     return table
 
 
 def _strongest(key: str) -> Any:
-    """The metric ``key`` of the attack with the highest AUC (first in the check's order on ties)."""
+    """The metric ``key`` of the attack with the highest AUC (the check's order breaks ties)."""
     def aggregate(items: list[dict[str, Any]]) -> float | None:
         table = attack_table(items)
         if table is None:

@@ -122,7 +122,9 @@ def memorization_items(sets: dict[str, list[dict[str, Any]]],
     then cut)."""
     from audit.pii import redact
 
-    clean = (lambda s: s[:ITEM_TEXT_CHARS]) if show_pii else (lambda s: redact(s)[:ITEM_TEXT_CHARS])
+    def clean(text: str) -> str:
+        return (text if show_pii else redact(text))[:ITEM_TEXT_CHARS]
+
     return [{"id": f"{name}:t{r['text_id']}:w{r['window']}", "set": name,
              "text_id": r["text_id"], "window": r["window"], "exact": bool(r["exact"]),
              "lcp": int(r["lcp"]), "edit_sim": float(r["edit_sim"]),
@@ -131,8 +133,8 @@ def memorization_items(sets: dict[str, list[dict[str, Any]]],
 
 
 # --------------------------------------------------------------------------- the check
-@check(NAME, area="privacy", params=MemorizationParams, requires=[{"tokenize", "greedy_tokens"}, {"generate"}],
-       item_metrics=ITEM_METRICS)
+@check(NAME, area="privacy", params=MemorizationParams,
+       requires=[{"tokenize", "greedy_tokens"}, {"generate"}], item_metrics=ITEM_METRICS)
 def verbatim_memorization(ctx: Any, params: MemorizationParams) -> CheckOutput:
     """Verbatim memorization: does the model complete known texts word for word from a prefix?
 
