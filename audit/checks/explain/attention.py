@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from audit.checks.explain import common, rollout
+from audit.items import ItemMetric
 from audit.registry import CheckOutput, check
 from audit.results import Figure, Finding, Metric
 
@@ -23,7 +24,27 @@ class AttentionParams(common.TextInputParams):
     max_sentences_shown: int = Field(3, ge=0, le=50)
 
 
-@check("attention", area="explain", params=AttentionParams, requires=["attentions"])
+def _focused_fraction(items: list[dict[str, Any]]) -> float | None:
+    """Share of heads whose entropy, averaged over the texts, is below the items' threshold."""
+    if not items:
+        return None
+    head_mean = np.mean([np.asarray(it["head_entropy"], float) for it in items], axis=0)
+    return float((head_mean < items[0]["focused_entropy"]).mean())
+
+
+ITEM_METRICS = {
+    "max_row_sum_error": ItemMetric(aggregate=lambda items: max(
+        (float(it["row_sum_error"]) for it in items), default=None)),
+    "mean_head_entropy": ItemMetric(lambda it: it["mean_head_entropy"]),
+    "focused_head_fraction": ItemMetric(aggregate=_focused_fraction),
+    "first_token_attention": ItemMetric(lambda it: it["first_token_attention"]),
+    "identity_rollout_ratio": ItemMetric(lambda it: it["identity_ratio"]),
+    "n_texts": ItemMetric(aggregate=lambda items: float(len(items))),
+}
+
+
+@check("attention", area="explain", params=AttentionParams, requires=["attentions"],
+       item_metrics=ITEM_METRICS)
 def attention(ctx: Any, params: AttentionParams) -> CheckOutput:
     """Per-layer, per-head attention of probe sentences, summarised by attention rollout and
     head entropy.
@@ -55,7 +76,28 @@ def attention(ctx: Any, params: AttentionParams) -> CheckOutput:
     return CheckOutput(metrics=_metrics(per_text, terms, params),
                        findings=_findings(per_text, terms),
                        evidence=[_evidence(ctx, t, r) for t, r in zip(texts, per_text)],
-                       figures=_figures(per_text, params))
+                       figures=_figures(per_text, params),
+                       items=attention_items(ctx, texts, per_text, terms, params.focused_entropy))
+
+
+def attention_items(ctx: Any, texts: list[str], per_text: list[dict[str, Any]],
+                    terms: list[str], focused: float) -> list[dict[str, Any]]:
+    """One record per text (``text<i>``, its position in the input): its per-head normalised
+    entropy [layers][heads] and their mean, the largest row-sum error, the attention paid to the
+    first token, the identity-term rollout ratio (None: no identity term or no alignment), the
+    focused-head threshold and the start of the text (redacted, then cut)."""
+    out = []
+    for i, (text, r) in enumerate(zip(texts, per_text)):
+        ratio = (common.identity_ratio([r["segments"]], [r["scores"]], terms)[0]
+                 if r["segments"] is not None else None)
+        out.append({"id": f"text{i}", "text": common.show_text(ctx, text, 200),
+                    "n_tokens": len(r["tokens"]),
+                    "head_entropy": np.asarray(r["entropy"], float).tolist(),
+                    "mean_head_entropy": float(np.mean(r["entropy"])),
+                    "row_sum_error": float(r["row_error"]),
+                    "first_token_attention": float(r["first_token"]),
+                    "identity_ratio": ratio, "focused_entropy": focused})
+    return out
 
 
 def _analyse(model: Any, text: str, residual: float) -> dict[str, Any]:

@@ -3,12 +3,13 @@ attributions against a random baseline."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from audit.checks.explain import common, faithfulness
+from audit.items import ItemMetric
 from audit.registry import CheckOutput, check
 from audit.results import Figure, Finding, Metric
 
@@ -35,8 +36,36 @@ class FaithfulnessParams(common.TextInputParams):
         return v
 
 
+METHODS: tuple[str, ...] = get_args(Method)
+
+
+def _per_text(key: str, method: str) -> Any:
+    return lambda it: it[key].get(method)
+
+
+def _minus_random(method: str) -> Any:
+    def value(it: dict[str, Any]) -> float | None:
+        comp = it["comprehensiveness"]
+        return None if method not in comp else comp[method] - comp["random"]
+    return value
+
+
+def _item_metrics() -> dict[str, ItemMetric]:
+    out = {}
+    for m in METHODS:
+        out[f"{m}_comprehensiveness"] = ItemMetric(_per_text("comprehensiveness", m))
+        out[f"{m}_sufficiency"] = ItemMetric(_per_text("sufficiency", m))
+        if m != "random":
+            out[f"{m}_comprehensiveness_minus_random"] = ItemMetric(_minus_random(m))
+    out["n_texts"] = ItemMetric(aggregate=lambda items: float(len(items)))
+    return out
+
+
+ITEM_METRICS = _item_metrics()
+
+
 @check("attribution_faithfulness", area="explain", params=FaithfulnessParams,
-       requires=["predict_proba"])
+       requires=["predict_proba"], item_metrics=ITEM_METRICS)
 def attribution_faithfulness(ctx: Any, params: FaithfulnessParams) -> CheckOutput:
     """Which attribution method reflects this classifier: comprehensiveness and sufficiency
     of each method's top-k% tokens, compared with random attributions.
@@ -74,7 +103,23 @@ def attribution_faithfulness(ctx: Any, params: FaithfulnessParams) -> CheckOutpu
     table = _evaluate(predict, segs, scores, probs, classes, params)
     return CheckOutput(metrics=_metrics(ctx, table, params), findings=_findings(table, methods),
                        figures=_figures(table, params),
-                       evidence=_evidence(ctx, texts, segs, scores, classes, model))
+                       evidence=_evidence(ctx, texts, segs, scores, classes, model),
+                       items=faithfulness_items(ctx, texts, classes, probs, table, model))
+
+
+def faithfulness_items(ctx: Any, texts: list[str], classes: np.ndarray, probs: np.ndarray,
+                       table: dict[str, dict[str, np.ndarray]], model: Any) -> list[dict[str, Any]]:
+    """One record per text (``text<i>``, its position in the input): the predicted class and
+    its probability, each method's comprehensiveness and sufficiency (AOPC; random: the mean
+    over its draws) and the start of the text (redacted, then cut)."""
+    out = []
+    for i, text in enumerate(texts):
+        c = int(classes[i])
+        out.append({"id": f"text{i}", "text": common.show_text(ctx, text, 200),
+                    "class": common.label_name(model, c), "p": float(probs[i, c]),
+                    "comprehensiveness": {m: float(r["comp"][i]) for m, r in table.items()},
+                    "sufficiency": {m: float(r["suff"][i]) for m, r in table.items()}})
+    return out
 
 
 def _methods(ctx: Any, model: Any, wanted: list[str] | None) -> list[str]:

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from audit.checks.explain import common
 from audit.errors import usage
+from audit.items import ItemMetric
 from audit.registry import CheckOutput, check
 from audit.results import Figure, Finding, Metric
 
@@ -28,8 +29,25 @@ class IGParams(common.TextInputParams):
     max_sentences_shown: int = Field(4, ge=0, le=50)
 
 
+def relative_delta(item: dict[str, Any]) -> float:
+    """|convergence delta| / |F(x) - F(baseline)| of one item (the gap floored at 1e-12)."""
+    return abs(item["convergence_delta"]) / max(abs(item["f_x"] - item["f_baseline"]), 1e-12)
+
+
+ITEM_METRICS = {
+    "max_abs_convergence_delta": ItemMetric(aggregate=lambda items: max(
+        (abs(float(it["convergence_delta"])) for it in items), default=None)),
+    "mean_abs_convergence_delta": ItemMetric(lambda it: abs(it["convergence_delta"])),
+    "median_relative_convergence_delta": ItemMetric(aggregate=lambda items: float(np.median(
+        [relative_delta(it) for it in items])) if items else None),
+    "identity_attribution_ratio": ItemMetric(lambda it: it["identity_ratio"]),
+    "n_texts": ItemMetric(aggregate=lambda items: float(len(items))),
+}
+
+
 @check("integrated_gradients", area="explain", params=IGParams,
-       requires=[{"differentiable", "predict_proba"}, {"differentiable", "sequence_log_prob"}])
+       requires=[{"differentiable", "predict_proba"}, {"differentiable", "sequence_log_prob"}],
+       item_metrics=ITEM_METRICS)
 def integrated_gradients(ctx: Any, params: IGParams) -> CheckOutput:
     """Token attributions by Integrated Gradients on the input embeddings, with the
     completeness (convergence) error of each explanation.
@@ -60,7 +78,20 @@ def integrated_gradients(ctx: Any, params: IGParams) -> CheckOutput:
     return CheckOutput(metrics=_metrics(results, terms), findings=_findings(results, params),
                        evidence=[_evidence(ctx, t, r) for t, r in zip(texts, results)],
                        figures=[_figure(ctx, i, r)
-                                for i, r in enumerate(results[:params.max_sentences_shown])])
+                                for i, r in enumerate(results[:params.max_sentences_shown])],
+                       items=ig_items(ctx, texts, results, terms))
+
+
+def ig_items(ctx: Any, texts: list[str], results: list[dict[str, Any]],
+             terms: list[str]) -> list[dict[str, Any]]:
+    """One record per text (``text<i>``, its position in the input): the target, F(x),
+    F(baseline), the sum of attributions, the convergence delta, the identity-term ratio (None:
+    no identity term) and the start of the text (redacted, then cut)."""
+    return [{"id": f"text{i}", "text": common.show_text(ctx, text, 200),
+             "target": r["target_name"], "f_x": r["f_x"], "f_baseline": r["f_base"],
+             "sum_attributions": r["sum"], "convergence_delta": r["delta"],
+             "identity_ratio": common.identity_ratio([r["segments"]], [r["scores"]], terms)[0]}
+            for i, (text, r) in enumerate(zip(texts, results))]
 
 
 def _forward(module: Any, causal: bool, output: str) -> Any:

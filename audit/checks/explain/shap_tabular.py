@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit.errors import usage
+from audit.items import ItemMetric
 from audit.registry import CheckOutput, check
 from audit.results import Figure, Finding, GroupValue, Metric
 
@@ -26,7 +27,40 @@ class ShapTabularParams(BaseModel):
     top_features_shown: int = Field(15, ge=1, le=200)
 
 
-@check("shap_tabular", area="explain", params=ShapTabularParams, requires=["tabular"])
+def _mass_share(key: str) -> Any:
+    """Share of the total |SHAP| mass on the features summed in ``key`` (None: no mass)."""
+    def aggregate(items: list[dict[str, Any]]) -> float | None:
+        total = sum(float(it["abs_total"]) for it in items)
+        if not total > 0:
+            return None
+        return sum(float(it[key]) for it in items) / total
+    return aggregate
+
+
+def _group_gap(key: str) -> Any:
+    """Max minus min over groups of the mean of ``key``; None with fewer than two groups."""
+    def aggregate(items: list[dict[str, Any]]) -> float | None:
+        groups: dict[str, list[float]] = {}
+        for it in items:
+            groups.setdefault(str(it["group"]), []).append(float(it[key]))
+        means = [float(np.mean(v)) for v in groups.values()]
+        return max(means) - min(means) if len(means) > 1 else None
+    return aggregate
+
+
+ITEM_METRICS = {
+    "sensitive_attribution_share": ItemMetric(aggregate=_mass_share("abs_sensitive")),
+    "proxy_attribution_share": ItemMetric(aggregate=_mass_share("abs_proxy")),
+    "sensitive_attribution_gap": ItemMetric(aggregate=_group_gap("sensitive_shap")),
+    "sensitive_and_proxy_attribution_gap": ItemMetric(aggregate=_group_gap("sensitive_proxy_shap")),
+    "max_additivity_error": ItemMetric(aggregate=lambda items: max(
+        (float(it["additivity_error"]) for it in items), default=None)),
+    "n_rows": ItemMetric(aggregate=lambda items: float(len(items))),
+}
+
+
+@check("shap_tabular", area="explain", params=ShapTabularParams, requires=["tabular"],
+       item_metrics=ITEM_METRICS)
 def shap_tabular(ctx: Any, params: ShapTabularParams) -> CheckOutput:
     """SHAP attributions of a tabular model, and how much a sensitive attribute or its proxies
     move the predictions of each group.
@@ -55,7 +89,8 @@ def shap_tabular(ctx: Any, params: ShapTabularParams) -> CheckOutput:
     features = list(model.feature_columns)
     _check_columns(frame, features, params)
     rng = ctx.sub_rng("rows")
-    rows = frame.iloc[_sample(rng, len(frame), params.n)]
+    picked = _sample(rng, len(frame), params.n)
+    rows = frame.iloc[picked]
     bg = frame.iloc[_sample(rng, len(frame), params.background)]
     kind = _choose(model, params.explainer)
     phi, base, fx, space = _explain(model, kind, rows[features], bg[features], ctx.seed,
@@ -63,7 +98,9 @@ def shap_tabular(ctx: Any, params: ShapTabularParams) -> CheckOutput:
     proxies, assoc = _proxies(frame, features, params)
     out = CheckOutput(metrics=_metrics(phi, base, fx, rows, features, params.sensitive, proxies),
                       findings=_findings(kind, space, params.sensitive, proxies, phi, features),
-                      figures=_figures(phi, rows, features, params, assoc))
+                      figures=_figures(phi, rows, features, params, assoc),
+                      items=tabular_items(picked, phi, base, fx, rows, features,
+                                          params.sensitive, proxies))
     n_groups = rows[params.sensitive[0]].astype(str).nunique()
     if n_groups < 2:
         out.findings.append(Finding(severity="warning", message=(
@@ -246,6 +283,31 @@ def _gap(by: dict[str, GroupValue]) -> float | None:
     """Max minus min over the groups; None (undefined, not 0) with fewer than two groups."""
     vals = [v.value for v in by.values() if v.value is not None]
     return float(max(vals) - min(vals)) if len(vals) > 1 else None
+
+
+def tabular_items(picked: np.ndarray, phi: np.ndarray, base: np.ndarray, fx: np.ndarray,
+                  rows: Any, features: list[str], sensitive: list[str],
+                  proxies: list[str]) -> list[dict[str, Any]]:
+    """One record per explained row (``row<i>``, its position in the data): its group (first
+    sensitive column), SHAP value of every feature, base value, model output, additivity error,
+    and the sums the headline metrics need (|SHAP| over all, sensitive and proxy features;
+    signed SHAP of the sensitive features, alone and with the proxies)."""
+    s_idx = [features.index(c) for c in sensitive]
+    p_idx = [features.index(c) for c in proxies if c in features]
+    groups = rows[sensitive[0]].astype(str).tolist()
+    out = []
+    for k, i in enumerate(picked):
+        row = np.asarray(phi[k], float)
+        out.append({"id": f"row{int(i)}", "group": groups[k],
+                    "shap": dict(zip(features, row.tolist())), "base": float(base[k]),
+                    "output": float(fx[k]),
+                    "additivity_error": abs(float(base[k] + row.sum() - fx[k])),
+                    "abs_total": float(np.abs(row).sum()),
+                    "abs_sensitive": float(np.abs(row[s_idx]).sum()),
+                    "abs_proxy": float(np.abs(row[p_idx]).sum()),
+                    "sensitive_shap": float(row[s_idx].sum()),
+                    "sensitive_proxy_shap": float(row[s_idx + p_idx].sum())})
+    return out
 
 
 def _metrics(phi: np.ndarray, base: np.ndarray, fx: np.ndarray, rows: Any, features: list[str],

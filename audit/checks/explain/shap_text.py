@@ -8,6 +8,7 @@ import numpy as np
 from pydantic import Field
 
 from audit.checks.explain import common
+from audit.items import ItemMetric
 from audit.registry import CheckOutput, check
 from audit.results import Figure, Finding, Metric
 
@@ -25,7 +26,17 @@ class ShapTextParams(common.TextInputParams):
     top_tokens_shown: int = Field(15, ge=1, le=100)
 
 
-@check("shap_text", area="explain", params=ShapTextParams, requires=["predict_proba"])
+ITEM_METRICS = {
+    "max_additivity_error": ItemMetric(aggregate=lambda items: max(
+        (float(it["additivity_error"]) for it in items), default=None)),
+    "mean_additivity_error": ItemMetric(lambda it: it["additivity_error"]),
+    "identity_attribution_ratio": ItemMetric(lambda it: it["identity_ratio"]),
+    "n_texts": ItemMetric(aggregate=lambda items: float(len(items))),
+}
+
+
+@check("shap_text", area="explain", params=ShapTextParams, requires=["predict_proba"],
+       item_metrics=ITEM_METRICS)
 def shap_text(ctx: Any, params: ShapTextParams) -> CheckOutput:
     """Token attributions of a text classifier by SHAP's Partition explainer (Owen values over
     the Text masker's token hierarchy), with their additivity error.
@@ -58,7 +69,23 @@ def shap_text(ctx: Any, params: ShapTextParams) -> CheckOutput:
     return CheckOutput(metrics=_metrics(per_text, terms, params.max_evals),
                        findings=_findings(per_text, params),
                        evidence=[_evidence(ctx, t, r) for t, r in zip(texts, per_text)],
-                       figures=_figures(ctx, per_text, params))
+                       figures=_figures(ctx, per_text, params),
+                       items=shap_items(ctx, texts, per_text, terms))
+
+
+def shap_items(ctx: Any, texts: list[str], per_text: list[dict[str, Any]],
+               terms: list[str]) -> list[dict[str, Any]]:
+    """One record per text (``text<i>``, its position in the input): the explained class, its
+    probability and base value, the additivity error, the identity-term ratio (None: no
+    identity term), the tokens (PII tokens masked as in the figures) with their attributions
+    and the start of the text (redacted, then cut)."""
+    return [{"id": f"text{i}", "text": common.show_text(ctx, text, 200), "label": r["label"],
+             "class": r["class"],
+             "p": r["p"], "base": r["base"], "additivity_error": r["additivity"],
+             "identity_ratio": common.identity_ratio([r["segments"]], [r["scores"]], terms)[0],
+             "tokens": common.label_tokens(r["segments"], ctx),
+             "scores": np.asarray(r["scores"], float).tolist()}
+            for i, (text, r) in enumerate(zip(texts, per_text))]
 
 
 def batched_predict(model: Any, model_batch: int) -> Callable[[list[str]], np.ndarray]:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from audit.checks.privacy.common import secret_hash
 from audit.errors import usage
+from audit.items import ItemMetric
 from audit.registry import CheckOutput, check
 from audit.results import Figure, Finding, GroupValue, Metric
 
@@ -133,8 +134,39 @@ def sample_secrets(spec: CanarySpec, n: int, rng: np.random.Generator) -> list[s
     return [spec.separator.join(symbols[row]) for row in draws]
 
 
+# --------------------------------------------------------------------------- items
+def _max_exposure(items: list[dict[str, Any]]) -> float | None:
+    return max(float(it["exposure"]) for it in items) if items else None
+
+
+def _space_bits(items: list[dict[str, Any]]) -> float | None:
+    return float(items[0]["space_bits"]) if items else None
+
+
+ITEM_METRICS = {
+    "max_exposure": ItemMetric(aggregate=_max_exposure),
+    "mean_exposure": ItemMetric(lambda it: float(it["exposure"])),
+    "max_possible_exposure": ItemMetric(aggregate=_space_bits),
+}
+
+
+def canary_items(rows: list[dict[str, Any]], space_bits: float) -> list[dict[str, Any]]:
+    """One record per canary: the evidence row (hashed secret, never the secret) plus log2 |R|.
+    The id is the canary's own id, or ``canary#<i>`` (its position in the file) when that is
+    missing or not unique."""
+    from collections import Counter
+
+    counts = Counter(r["id"] for r in rows)
+    out = []
+    for i, row in enumerate(rows):
+        key = row["id"] if row["id"] and counts[row["id"]] == 1 else f"canary#{i}"
+        out.append(dict(row, id=key, space_bits=space_bits))
+    return out
+
+
 # --------------------------------------------------------------------------- the check
-@check(NAME, area="privacy", params=CanaryExposureParams, requires=[{"sequence_log_prob"}])
+@check(NAME, area="privacy", params=CanaryExposureParams, requires=[{"sequence_log_prob"}],
+       item_metrics=ITEM_METRICS)
 def canary_exposure(ctx: Any, params: CanaryExposureParams) -> CheckOutput:
     """Canary exposure: how much more likely the model finds inserted secrets than random ones.
 
@@ -245,7 +277,7 @@ def _output(spec: CanarySpec, rows: list[dict[str, Any]], info: dict[str, Any]) 
                     caption="Dashed line: maximum possible exposure, log2 |R|.")
     return CheckOutput(metrics=metrics, findings=_findings(by_group, max_bits, exposures),
                        evidence=[dict(r, **{"scored": info["n_scored"]}) for r in rows],
-                       figures=[figure])
+                       figures=[figure], items=canary_items(rows, max_bits))
 
 
 def _findings(by_group: dict[str, GroupValue], max_bits: float,

@@ -9,6 +9,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from audit.errors import CapabilityError, usage
+from audit.items import ItemMetric
 from audit.registry import CheckOutput, check
 from audit.results import Figure, Finding, Metric
 
@@ -35,8 +36,26 @@ class DPAuditParams(BaseModel):
     bins: int = Field(20, ge=5, le=100, description="bins of the score histogram figure")
 
 
+def _count(flag: Any) -> Any:
+    def aggregate(items: list[dict[str, Any]]) -> float | None:
+        return float(sum(bool(flag(it)) for it in items)) if items else None
+    return aggregate
+
+
+# From the canary items alone: m, r, v and v / r of the best (k+, k-) candidate. eps_LB (and
+# the gap to the ledger) also needs delta, the confidence and the number of candidates, and
+# canary_auc needs the inclusion bits, which stay in the secret file: neither is declared.
+ITEM_METRICS = {
+    "canaries": ItemMetric(aggregate=_count(lambda it: True)),
+    "guesses": ItemMetric(aggregate=_count(lambda it: it["guess"] != 0)),
+    "correct_guesses": ItemMetric(aggregate=_count(lambda it: it["correct"] is True)),
+    "guess_accuracy": ItemMetric(lambda it: None if it["guess"] == 0 else float(it["correct"]),
+                                 kind="binary"),
+}
+
+
 @check(NAME, area="privacy", params=DPAuditParams,
-       requires=[{"predict_proba"}, {"sequence_log_prob"}])
+       requires=[{"predict_proba"}, {"sequence_log_prob"}], item_metrics=ITEM_METRICS)
 def dp_audit(ctx: Any, params: DPAuditParams) -> CheckOutput:
     """One-run DP audit: a 95 % lower bound on epsilon from canaries, next to the ledger's epsilon.
 

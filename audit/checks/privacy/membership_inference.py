@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from audit.checks.privacy.common import read_texts
 from audit.errors import usage
+from audit.items import ItemMetric
 from audit.registry import CheckOutput, check
 from audit.results import ConfidenceInterval, Figure, Finding, GroupValue, Metric
 from audit.stats import percentile_ci
@@ -111,9 +112,71 @@ def bootstrap_metrics(m: np.ndarray, n: np.ndarray, rng: np.random.Generator,
     return {k: percentile_ci(np.array(v)) for k, v in reps.items()}
 
 
+# --------------------------------------------------------------------------- items
+ITEM_TEXT_CHARS = 200
+"""Characters of each text kept in its item."""
+
+
+def mia_items(members: list[str], nonmembers: list[str], scores: dict[str, np.ndarray],
+              labels: list[int] | None = None, show_pii: bool = False) -> list[dict[str, Any]]:
+    """One record per text: ``member<i>`` / ``nonmember<i>`` (its position in its file), the
+    membership, each attack's score (None when undefined: the text was excluded), the attacks
+    in the check's order (ties in AUC are broken by it) and the start of the text (PII-redacted
+    unless ``show_pii``, then cut)."""
+    from audit.pii import redact
+
+    attacks = list(scores)
+    out = []
+    for i, text in enumerate(members + nonmembers):
+        member = i < len(members)
+        item = {"id": f"member{i}" if member else f"nonmember{i - len(members)}",
+                "member": member, "attacks": attacks,
+                "scores": {a: _finite(scores[a][i]) for a in attacks},
+                "text": (text if show_pii else redact(text))[:ITEM_TEXT_CHARS]}
+        if labels is not None:
+            item["label"] = int(labels[i])
+        out.append(item)
+    return out
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def attack_table(items: list[dict[str, Any]]) -> dict[str, dict[str, float]] | None:
+    """Each attack's AUC and TPRs at low FPR over the texts every attack could score (the
+    check's exclusion rule), from items alone; None when a side is empty."""
+    if not items:
+        return None
+    attacks = items[0]["attacks"]
+    kept = [it for it in items if all(it["scores"].get(a) is not None for a in attacks)]
+    table = {}
+    for a in attacks:
+        m = np.array([it["scores"][a] for it in kept if it["member"]], float)
+        n = np.array([it["scores"][a] for it in kept if not it["member"]], float)
+        if not (m.size and n.size):
+            return None
+        table[a] = {"auc": auc_score(m, n),
+                    **{k: tpr_at_fpr(m, n, v) for k, v in FPR_LEVELS.items()}}
+    return table
+
+
+def _strongest(key: str) -> Any:
+    """The metric ``key`` of the attack with the highest AUC (the check's order breaks ties)."""
+    def aggregate(items: list[dict[str, Any]]) -> float | None:
+        table = attack_table(items)
+        if table is None:
+            return None
+        return table[max(table, key=lambda a: table[a]["auc"])][key]
+    return aggregate
+
+
+ITEM_METRICS = {key: ItemMetric(aggregate=_strongest(key)) for key in ("auc", *FPR_LEVELS)}
+
+
 # --------------------------------------------------------------------------- the check
 @check(NAME, area="privacy", params=MembershipParams,
-       requires=[{"sequence_log_prob"}, {"predict_proba"}])
+       requires=[{"sequence_log_prob"}, {"predict_proba"}], item_metrics=ITEM_METRICS)
 def membership_inference(ctx: Any, params: MembershipParams) -> CheckOutput:
     """Membership inference: how well the model's likelihoods separate training texts from others.
 
@@ -150,7 +213,9 @@ def membership_inference(ctx: Any, params: MembershipParams) -> CheckOutput:
     lps = _token_lps(ctx.model, texts)
     ref = _token_lps(ctx.models[params.reference_model], texts) if "reference" in attacks else None
     scores = {a: attack_scores(lps, texts, a, params.min_k_fraction, ref) for a in attacks}
-    return _evaluate_scored(ctx, params, scores, len(members), len(nonmembers))
+    out = _evaluate_scored(ctx, params, scores, len(members), len(nonmembers))
+    out.items = mia_items(members, nonmembers, scores, show_pii=bool(ctx.show_pii))
+    return out
 
 
 def _evaluate_scored(ctx: Any, params: MembershipParams, scores: dict[str, np.ndarray],
@@ -194,8 +259,11 @@ def _classifier_attack(ctx: Any, params: MembershipParams) -> CheckOutput:
     labels = np.array(sets[0][1] + sets[1][1])
     probs = np.asarray(ctx.model.predict_proba(texts), dtype=float)
     true = probs[np.arange(len(texts)), labels]
-    return _evaluate(ctx, params, {"loss": np.log(np.clip(true, 1e-12, 1.0))},
-                     len(sets[0][0]), len(sets[1][0]))
+    scores = {"loss": np.log(np.clip(true, 1e-12, 1.0))}
+    out = _evaluate(ctx, params, scores, len(sets[0][0]), len(sets[1][0]))
+    out.items = mia_items(sets[0][0], sets[1][0], scores, labels=labels.tolist(),
+                          show_pii=bool(ctx.show_pii))
+    return out
 
 
 def _labelled(ctx: Any, path: str, part: str, params: MembershipParams) -> tuple[list[str], list[int]]:

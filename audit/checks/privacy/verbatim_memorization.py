@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from audit.checks.privacy.common import packaged, read_texts
 from audit.errors import usage
+from audit.items import ItemMetric
 from audit.models.capabilities import has
 from audit.registry import CheckOutput, check
 from audit.results import Figure, Finding, GroupValue, Metric
@@ -43,6 +44,7 @@ class Window:
     text_id: int
     prefix: list[Any]
     target: list[Any]
+    window: int = 0
 
 
 # --------------------------------------------------------------------------- pure computations
@@ -82,12 +84,57 @@ def make_windows(seqs: list[list[Any]], k: int, m: int, per_text: int) -> list[W
             start = w * (k + m)
             if start + k + m > len(seq):
                 break
-            out.append(Window(tid, seq[start:start + k], seq[start + k:start + k + m]))
+            out.append(Window(tid, seq[start:start + k], seq[start + k:start + k + m], w))
     return out
 
 
+# --------------------------------------------------------------------------- items
+def _probe(field: str) -> Any:
+    return lambda it: float(it[field]) if it["set"] == "probe" else None
+
+
+def _excess(items: list[dict[str, Any]]) -> float | None:
+    """Probe minus control exact-match rate (None without control windows)."""
+    rates = {}
+    for name in ("probe", "control"):
+        vals = [float(it["exact"]) for it in items if it["set"] == name]
+        rates[name] = sum(vals) / len(vals) if vals else None
+    if rates["probe"] is None or rates["control"] is None:
+        return None
+    return rates["probe"] - rates["control"]
+
+
+ITEM_METRICS = {
+    "exact_match_rate": ItemMetric(_probe("exact"), kind="binary"),
+    "mean_lcp_tokens": ItemMetric(_probe("lcp")),
+    "mean_edit_similarity": ItemMetric(_probe("edit_sim")),
+    "exact_match_excess": ItemMetric(aggregate=_excess),
+}
+
+ITEM_TEXT_CHARS = 200
+"""Characters of prefix, target and generation kept per item (evidence, not a dump)."""
+
+
+def memorization_items(sets: dict[str, list[dict[str, Any]]],
+                       show_pii: bool = False) -> list[dict[str, Any]]:
+    """One record per scored window of each set: ``set:t<text index>:w<window>``, its scores
+    and the start of its prefix, true suffix and generation (PII-redacted unless ``show_pii``,
+    then cut)."""
+    from audit.pii import redact
+
+    def clean(text: str) -> str:
+        return (text if show_pii else redact(text))[:ITEM_TEXT_CHARS]
+
+    return [{"id": f"{name}:t{r['text_id']}:w{r['window']}", "set": name,
+             "text_id": r["text_id"], "window": r["window"], "exact": bool(r["exact"]),
+             "lcp": int(r["lcp"]), "edit_sim": float(r["edit_sim"]),
+             **{k: clean(str(r[k])) for k in ("prefix", "target", "generated")}}
+            for name, rows in sets.items() for r in rows]
+
+
 # --------------------------------------------------------------------------- the check
-@check(NAME, area="privacy", params=MemorizationParams, requires=[{"tokenize", "greedy_tokens"}, {"generate"}])
+@check(NAME, area="privacy", params=MemorizationParams,
+       requires=[{"tokenize", "greedy_tokens"}, {"generate"}], item_metrics=ITEM_METRICS)
 def verbatim_memorization(ctx: Any, params: MemorizationParams) -> CheckOutput:
     """Verbatim memorization: does the model complete known texts word for word from a prefix?
 
@@ -148,7 +195,7 @@ def _run_tokens(ctx: Any, texts: list[str], params: MemorizationParams) -> list[
     gen = model.greedy_token_continuations([start + w.prefix for w in windows],
                                            params.suffix_tokens, progress=bar.update)
     bar.close()
-    return [dict(window_scores(list(g), w.target), text_id=w.text_id,
+    return [dict(window_scores(list(g), w.target), text_id=w.text_id, window=w.window,
                  prefix=model.decode(w.prefix), target=model.decode(w.target),
                  generated=model.decode(g))
             for w, g in zip(windows, gen)]
@@ -172,7 +219,8 @@ def _run_generate(ctx: Any, texts: list[str], params: MemorizationParams) -> lis
                               max_new_tokens=params.suffix_tokens, do_sample=False, seed=ctx.seed,
                               progress=bar.update)
     bar.close()
-    return [dict(window_scores(o.split(), w.target), text_id=w.text_id, prefix=" ".join(w.prefix),
+    return [dict(window_scores(o.split(), w.target), text_id=w.text_id, window=w.window,
+                 prefix=" ".join(w.prefix),
                  target=" ".join(w.target), generated=o) for w, o in zip(windows, outs)]
 
 
@@ -200,7 +248,8 @@ def _output(ctx: Any, params: MemorizationParams, probe: list[dict[str, Any]],
                  caption=f"Greedy {params.suffix_tokens}-token continuations of "
                          f"{params.prefix_tokens}-token prefixes; Wilson 95% CIs.")
     return CheckOutput(metrics=metrics, findings=_findings(rates),
-                       evidence=_evidence(ctx, probe, params.evidence_rows), figures=[fig])
+                       evidence=_evidence(ctx, probe, params.evidence_rows), figures=[fig],
+                       items=memorization_items(sets, bool(ctx.show_pii)))
 
 
 def _rate_metric(sets: dict[str, list[dict[str, Any]]]) -> Metric:
