@@ -638,3 +638,13 @@ def test_bootstrap_metrics_equals_a_plain_stratified_loop():
     for key, values in reps.items():
         low, high = np.quantile(values, [0.025, 0.975])
         assert (got[key].low, got[key].high) == (pytest.approx(low), pytest.approx(high)), key
+
+
+def test_wilson_ci_default_level_is_95_percent():
+    """The default level (what every check relies on) is 95%: 5 of 10 gives the hand-checked
+    (statsmodels proportion_confint, method='wilson') interval 0.23659-0.76341. Mutation testing
+    found a changed default survived every test that passed the level explicitly."""
+    ci = wilson_ci(5, 10)
+    assert ci.level == 0.95
+    assert (ci.low, ci.high) == (pytest.approx(0.2365930905, abs=1e-9),
+                                 pytest.approx(0.7634069095, abs=1e-9))
