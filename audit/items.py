@@ -86,24 +86,16 @@ def validate_items(check_id: str, items: list[dict[str, Any]]) -> None:
 def write_items(out_dir: Path, items_by_check: dict[str, list[dict[str, Any]]]) -> Path:
     """Write every check's items to ``out_dir/items.jsonl.gz`` atomically (temp file + rename).
     The gzip header carries no timestamp, so the same items give the same bytes."""
-    import os
-    import tempfile
+    from audit.io import atomic_binary_file
 
     path = Path(out_dir) / ITEMS_FILE
-    fd, tmp = tempfile.mkstemp(prefix=f".{ITEMS_FILE}.", suffix=".tmp", dir=str(out_dir))
-    try:
-        with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
-                                                       filename="") as gz:
-            for check_id, items in items_by_check.items():
-                for item in items:
-                    line = json.dumps({"check": check_id, "item": item}, sort_keys=True,
-                                      default=str, ensure_ascii=False)
-                    gz.write(line.encode("utf-8") + b"\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_binary_file(path) as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
+                                                         filename="") as gz:
+        for check_id, items in items_by_check.items():
+            for item in items:
+                line = json.dumps({"check": check_id, "item": item}, sort_keys=True,
+                                  default=str, ensure_ascii=False)
+                gz.write(line.encode("utf-8") + b"\n")
     return path
 
 
