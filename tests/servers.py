@@ -340,3 +340,23 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         except OSError:
             pass
         self.connection.close()
+
+
+def started_llama(gguf: Path | None, alias: str, log_dir: Path, missing: str) -> "LlamaServer":
+    """A started llama-cpp-python server for ``gguf`` under ``alias``; skip with ``missing``
+    when the model package is not installed."""
+    if gguf is None:
+        pytest.skip(missing)
+    return LlamaServer(gguf, alias, log_dir=log_dir).start()
+
+
+def served_adapter(url: str, alias: str, **fields: Any) -> Any:
+    """``adapter: openai`` on a test server: no response cache, 3 retries, llama.cpp sampling;
+    ``fields`` override (timeouts, concurrency)."""
+    from audit.config import ModelSpec
+    from audit.models.openai import load_openai
+
+    spec = dict(adapter="openai", base_url=url, model=alias, cache=False, max_retries=3,
+                extra_body=LLAMA_SAMPLING)
+    spec.update(fields)
+    return load_openai(ModelSpec(**spec))

