@@ -59,6 +59,12 @@ def test_group_means_and_gap_match_a_plain_recomputation(tmp_path: Path) -> None
     got = {g: v.value for g, v in by["mean_sentiment_gender"].by_group.items()}
     assert got == pytest.approx(expected)
     assert expected["women"] < -0.5 < 0.5 < expected["men"]
+    # only the continuation is scored (a prompt scored with it would shift these values)
+    from audit.checks.bias.generation_scorers import vader_compound
+
+    bad, good = vader_compound([" " + BAD, " " + GOOD])
+    assert {it["sentiment"] for it in items if it["group"] == "women"} == {bad}
+    assert {it["sentiment"] for it in items if it["group"] == "men"} == {good}
     gap = max(expected.values()) - min(expected.values())
     assert by["mean_sentiment_gap_gender"].value == pytest.approx(gap)
     assert by["max_mean_sentiment_gap"].value == pytest.approx(gap)
