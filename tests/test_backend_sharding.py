@@ -46,12 +46,22 @@ def test_contiguous_shards_cover_every_unit_in_order():
 @pytest.mark.parametrize("n", [2, 3, 4])
 def test_causal_scoring_split_is_bit_identical(tiny_gpt2_dir, n):
     from audit.models.hf import load_hf
+    from audit.models.hf_scoring import causal_one_at_a_time
 
     lm = load_hf(str(tiny_gpt2_dir), batch_size=1)  # 16 parents per pass: several batches
+    lm.scoring_chunk = 8  # sequence scoring hands out chunks of 8 texts: 8 chunks here
     texts = _texts(60) + ["the man worked as a nurse", "the man worked as a doctor"]
     whole = lm.sequence_log_prob(texts)
     split, used = _sharded(lm, "sequence_log_prob", {"texts": texts}, n)
     assert used > 1 and np.array_equal(whole, split)
+    rows = lm._scoring_ids(texts)  # chunking changes batches, never values: one row at a time
+    plain = [lp.sum() for lp in causal_one_at_a_time(lm.torch_module, rows, "cpu")]
+    np.testing.assert_allclose(whole, plain, atol=1e-5)
+    tokenizer, lm.tokenizer = lm.tokenizer, None  # the sequence plan must not tokenise (serial
+    try:                                          # work before any replica can start)
+        assert len(lm.shard_plan("sequence_log_prob", {"texts": texts})) == 8
+    finally:
+        lm.tokenizer = tokenizer
     prompts = ["the man worked as a"] * 6 + _texts(40, 1)
     conts = [" nurse", " good doctor", " kind", " lazy man", " is", " a"] + [" good"] * 40
     for kv_min in (lm.kv_min_prefix_tokens, 1):  # plain rows, then shared prompts via KV cache

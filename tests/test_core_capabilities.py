@@ -231,3 +231,36 @@ def test_shared_prefix_kv_cache_gives_the_same_scores(tiny_gpt2_dir):
     np.testing.assert_allclose(kv, plain, atol=1e-5)
     assert kv[1] < kv[0]  # three tokens cost more than one here
     assert len(lm._continuation_split(prompts, conts)[3]) == 5  # the KV path really ran
+
+
+def test_continuation_scoring_projects_only_the_positions_it_reads(tiny_gpt2_dir):
+    """The plain (non-KV) continuation path hands the vocabulary projection only the positions
+    from the batch's first continuation token on. Its values must equal log P(prompt +
+    continuation) - log P(prompt) from full passes (the independent computation), for prompts
+    of different lengths in one batch and multi-token continuations; the LM head must have seen
+    fewer positions than the batch is wide (a spy on its input), and score_from must leave the
+    unrequested positions NaN rather than a plausible number."""
+    from audit.models.hf import load_hf
+    from audit.models.hf_scoring import causal_one_at_a_time, causal_token_log_probs
+
+    lm = load_hf(str(tiny_gpt2_dir), batch_size=8)
+    prompts = ["the man worked as a", "she is", "he said that the nurse was", "they"]
+    conts = [" nurse", " a very good doctor", " happy", " are kind"]
+    widths: list[tuple[int, int]] = []
+    head = lm.torch_module.get_output_embeddings()
+    spy = head.register_forward_hook(lambda _m, args, _o: widths.append(tuple(args[0].shape[:2])))
+    try:
+        scores = lm.continuation_log_prob(prompts, conts)
+    finally:
+        spy.remove()
+    plain = (lm.sequence_log_prob([p + c for p, c in zip(prompts, conts)])
+             - lm.sequence_log_prob(prompts))
+    np.testing.assert_allclose(scores, plain, atol=1e-5)
+    rows, _ = lm._scoring_rows([p + c for p, c in zip(prompts, conts)])
+    assert widths and max(w for _, w in widths) < max(len(r) for r in rows) - 1
+
+    full = causal_one_at_a_time(lm.torch_module, rows, "cpu")
+    part = causal_token_log_probs(lm.torch_module, rows, "cpu", score_from=[3, 0, 2, 1])
+    for row_full, row_part, start in zip(full, part, [3, 0, 2, 1]):
+        assert np.isnan(row_part[:start]).all()
+        np.testing.assert_allclose(row_part[start:], row_full[start:], atol=1e-5)

@@ -151,6 +151,15 @@ def _load_model(source: str, kind: str, config: Any, common: dict[str, Any], dty
                     "provide model.safetensors (or pass --allow-pickle for .bin)") from None
 
 
+def _first_continuation_token(offsets: Sequence[tuple[int, int]], cut: int) -> int:
+    """Index of the first token (never the first of the row, which nothing predicts) that
+    carries a character after ``cut``; ``len(offsets)`` when none does."""
+    for t in range(1, len(offsets)):
+        if offsets[t][1] > cut:
+            return t
+    return len(offsets)
+
+
 def _split_at(row: list[int], offsets: list[tuple[int, int]], cut: int) -> tuple[list[int], list[int]]:
     """Token ids before the first non-special token that carries a character at or after
     ``cut``, and the non-special tokens from there on (the continuation)."""
@@ -170,6 +179,12 @@ class HFAdapter:
     with 3 continuations each): plain batched rows were 3-7x faster for prompts of 8-96 words
     and even at ~200 words (cache copy and a batch-of-one prompt pass cost what they save), so
     reuse is kept for very long shared contexts only."""
+
+    scoring_chunk = 2048
+    """Texts per independently tokenised and batched chunk of ``token_log_probs`` /
+    ``sequence_log_prob``: the unit the Ray backend hands to replicas. Small enough that a
+    100,000-candidate call splits evenly over replicas, large enough that sorting by length
+    within a chunk batches as tightly as a global sort (rows are ~2k tokens per batch)."""
 
     def __init__(self, *, alias: str, source: str, kind: str, model: Any, tokenizer: Any,
                  device: str, batch_size: int, max_length: int | None, gguf_file: str | None):
@@ -280,18 +295,33 @@ class HFAdapter:
                                                   for (a, b), s in zip(offs, special)])
         return rows, offsets
 
-    def _row_log_probs(self, rows: list[list[int]], progress: Progress | None) -> list[np.ndarray]:
+    def _scoring_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids as :meth:`_scoring_rows` gives them, without the offsets (cheaper)."""
+        bos = self.bos_prefix()
+        enc = self.tokenizer(list(texts), add_special_tokens=True, truncation=True,
+                             max_length=self.max_length - len(bos))
+        return [bos + list(ids) for ids in enc["input_ids"]]
+
+    def _row_log_probs(self, rows: list[list[int]], progress: Progress | None,
+                       score_from: list[int] | None = None) -> list[np.ndarray]:
         from audit.models.hf_scoring import causal_token_log_probs
 
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         return causal_token_log_probs(self.torch_module, rows, self.device,
                                       max_rows=16 * self.batch_size, pad_id=int(pad),
-                                      progress=progress)
+                                      progress=progress, score_from=score_from)
 
     def token_log_probs(self, texts: Sequence[str], progress: Progress | None = None) -> list[np.ndarray]:
-        """Log-probability of every token given its prefix, per text (float64 arrays)."""
-        rows, _ = self._scoring_rows(texts)
-        return self._row_log_probs(rows, progress)
+        """Log-probability of every token given its prefix, per text (float64 arrays).
+
+        Texts are taken in consecutive chunks of ``scoring_chunk`` (each tokenised, sorted by
+        length and batched on its own), so the split of a call across replicas is known without
+        tokenising anything (:meth:`shard_plan`) and a 10^6-text call never holds all its rows."""
+        out: list[np.ndarray] = []
+        for start in range(0, len(texts), self.scoring_chunk):
+            rows = self._scoring_ids(texts[start:start + self.scoring_chunk])
+            out.extend(self._row_log_probs(rows, progress))
+        return out
 
     def sequence_log_prob(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """Sum of token log-probabilities of each text (natural log)."""
@@ -313,7 +343,9 @@ class HFAdapter:
                 self.torch_module, [split[i][0] for i in shared], [split[i][1] for i in shared],
                 self.device, max_rows=4 * self.batch_size, progress=progress)
         rest = sorted(set(range(len(full))) - set(shared))
-        per_token = self._row_log_probs([rows[i] for i in rest], progress)
+        firsts = [_first_continuation_token(offsets[i], len(prompts[i])) for i in rest]
+        per_token = self._row_log_probs([rows[i] for i in rest], progress,
+                                        score_from=[t - 1 for t in firsts])
         for i, lp in zip(rest, per_token):
             cut = len(prompts[i])
             out[i] = float(sum(lp[t - 1] for t in range(1, len(offsets[i])) if offsets[i][t][1] > cut))
@@ -342,8 +374,9 @@ class HFAdapter:
         from audit.models import hf_scoring as S
 
         if method in ("sequence_log_prob", "token_log_probs"):
-            rows, _ = self._scoring_rows(kwargs["texts"])
-            return S.causal_plan(rows, max_rows=16 * self.batch_size)
+            n = len(kwargs["texts"])
+            return [list(range(s, min(s + self.scoring_chunk, n)))
+                    for s in range(0, n, self.scoring_chunk)]
         if method == "continuation_log_prob":
             return self._continuation_plan(kwargs["prompts"], kwargs["continuations"])
         if method == "masked_log_probs":

@@ -25,7 +25,8 @@ Progress = Callable[[int], Any]
 # ------------------------------------------------------------------------------ causal scoring
 def causal_token_log_probs(model: Any, rows: Sequence[Sequence[int]], device: str,
                            max_tokens: int = 2048, max_rows: int = 256, pad_id: int = 0,
-                           progress: Progress | None = None) -> list[np.ndarray]:
+                           progress: Progress | None = None,
+                           score_from: Sequence[int] | None = None) -> list[np.ndarray]:
     """``out[i][t] = log p(rows[i][t+1] | rows[i][:t+1])`` (float64).
 
     Rows that share everything but their last token (canary candidates, answer options) share
@@ -33,12 +34,18 @@ def causal_token_log_probs(model: Any, rows: Sequence[Sequence[int]], device: st
     is read from the parent's last position. Parents are sorted by length and batched with right
     padding: a causal model never attends to positions after a token, so padding at the end
     changes no value (math-exact; floats may differ in the last bits from a one-row pass).
+
+    ``score_from[i]``: the first ``t`` the caller needs for row ``i`` (a continuation's first
+    token minus one); earlier values are NaN (for rows sharing a parent: from the smallest). The vocabulary projection then runs only from the
+    smallest such position of a batch onwards (for a 190-token prompt and a one-token answer,
+    one position instead of 190: the LM head is a fifth of a small LM's FLOPs per position).
     """
     out: list[np.ndarray] = [np.zeros(0)] * len(rows)
     parents, children = _parents(rows)
+    needed = _parent_starts(parents, children, score_from)
     for batch in _parent_batches(parents, max_rows, max_tokens):
         _score_parents(model, [parents[j] for j in batch], [children[j] for j in batch],
-                       device, pad_id, out)
+                       device, pad_id, out, [needed[j] for j in batch])
         if progress:
             progress(sum(len(children[j]) for j in batch))
     if progress:
@@ -64,6 +71,15 @@ def _parents(rows: Sequence[Sequence[int]]) -> tuple[list[tuple[int, ...]], list
     return parents, children
 
 
+def _parent_starts(parents: list[tuple[int, ...]], children: list[list[tuple[int, int]]],
+                   score_from: Sequence[int] | None) -> list[int]:
+    """Per parent, the first position whose logits any of its children needs (0: all)."""
+    if score_from is None:
+        return [0] * len(parents)
+    return [max(0, min(min(int(score_from[i]) for i, _ in kids), len(p) - 1))
+            for p, kids in zip(parents, children)]
+
+
 def _parent_batches(parents: list[tuple[int, ...]], max_rows: int, max_tokens: int) -> list[list[int]]:
     """Parents sorted by length (stable) and cut greedily into forward-pass batches."""
     order = sorted(range(len(parents)), key=lambda j: len(parents[j]))
@@ -84,21 +100,29 @@ def causal_plan(rows: Sequence[Sequence[int]], max_tokens: int = 2048,
 
 
 def _score_parents(model: Any, parents: list[tuple[int, ...]], kids: list[list[tuple[int, int]]],
-                   device: str, pad_id: int, out: list[np.ndarray]) -> None:
+                   device: str, pad_id: int, out: list[np.ndarray],
+                   starts: list[int] | None = None) -> None:
     """One right-padded forward pass over parents; per-token log-probs of each parent's own
-    tokens plus each child's last token, written into ``out``."""
+    tokens from its ``starts`` entry on (NaN before it) plus each child's last token, written
+    into ``out``. The vocabulary projection runs from the smallest start onwards."""
     import torch
+
+    starts = starts or [0] * len(parents)
+    start = min(starts)
 
     width = max(len(p) for p in parents)
     ids = torch.full((len(parents), width), pad_id, dtype=torch.long)
     for r, p in enumerate(parents):
         ids[r, :len(p)] = torch.tensor(p, dtype=torch.long)
     with torch.inference_mode():
-        logits = model(input_ids=ids.to(device)).logits.float()
-        lse = torch.logsumexp(logits, dim=-1)  # [b, width]
-        nxt = torch.cat([ids[:, 1:], ids[:, :1]], dim=1).to(logits.device)
+        logits = _logits_from(model, ids.to(device), start).float()  # [b, width - start, V]
+        lse = torch.logsumexp(logits, dim=-1)
+        nxt = torch.cat([ids[:, 1:], ids[:, :1]], dim=1)[:, start:].to(logits.device)
         own = (logits.gather(-1, nxt.unsqueeze(-1)).squeeze(-1) - lse).double().cpu().numpy()
-        last = torch.tensor([len(p) - 1 for p in parents], device=logits.device)
+        own = np.concatenate([np.full((len(parents), start), np.nan), own], axis=1)
+        for r, first in enumerate(starts):
+            own[r, :first] = np.nan
+        last = torch.tensor([len(p) - 1 - start for p in parents], device=logits.device)
         rows_t = torch.arange(len(parents), device=logits.device)
         last_logits, last_lse = logits[rows_t, last], lse[rows_t, last]
     for r, (p, children) in enumerate(zip(parents, kids)):
@@ -107,6 +131,27 @@ def _score_parents(model: Any, parents: list[tuple[int, ...]], kids: list[list[t
         tails = (last_logits[r, ks] - last_lse[r]).double().cpu().numpy()
         for (i, _), tail in zip(children, tails):
             out[i] = np.append(head, tail)
+
+
+def _logits_from(model: Any, ids: Any, start: int) -> Any:
+    """Logits at positions ``start`` onwards of every row: a pre-hook on the output-embedding
+    layer hands the vocabulary projection only those hidden states. Any model whose head does
+    not take ``[batch, positions, hidden]`` gets the full forward pass, then the slice."""
+    head = model.get_output_embeddings() if start and hasattr(model, "get_output_embeddings") else None
+
+    def select(_module: Any, args: tuple) -> tuple | None:
+        hidden = args[0]
+        if hidden.dim() == 3 and hidden.shape[:2] == ids.shape:
+            return (hidden[:, start:], *args[1:])
+        return None
+
+    handle = head.register_forward_pre_hook(select) if head is not None else None
+    try:
+        logits = model(input_ids=ids).logits
+    finally:
+        if handle is not None:
+            handle.remove()
+    return logits if logits.shape[1] == ids.shape[1] - start else logits[:, start:]
 
 
 def causal_one_at_a_time(model: Any, rows: Sequence[Sequence[int]], device: str) -> list[np.ndarray]:
