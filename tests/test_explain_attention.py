@@ -136,3 +136,18 @@ def test_attention_sink_is_reported():
     fig = [f for f in out.figures if f.kind == "token_attributions"][0]
     assert fig.data["scores"][0] == pytest.approx(1 - 0.5 ** 6, abs=1e-4)
     assert any("attention sink" in f.message for f in out.findings)
+
+
+def test_attentions_switch_to_eager_for_the_call_only(tiny_gpt2_dir):
+    """A model loaded with sdpa (the default, faster for every other capability) gives the same
+    attention maps as one loaded eager (the independent computation), and is back on sdpa
+    afterwards, so later checks' numbers do not depend on an attention check running first."""
+    from audit.models.hf import load_hf
+
+    fused = load_hf(str(tiny_gpt2_dir), attn_implementation="sdpa")
+    eager = load_hf(str(tiny_gpt2_dir), attn_implementation="eager")
+    text = "the nurse said that she was tired"
+    got = fused.attentions(text)
+    np.testing.assert_allclose(got.values, eager.attentions(text).values, atol=1e-6)
+    np.testing.assert_allclose(got.values.sum(-1), 1.0, atol=1e-5)
+    assert fused.torch_module.config._attn_implementation == "sdpa"

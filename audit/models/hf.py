@@ -538,19 +538,26 @@ class HFAdapter:
 
     def attentions(self, text: str) -> AttentionMap:
         """Attention weights [layers, heads, seq, seq] with the tokens, their offsets and special
-        flags (switches to eager attention when the model was loaded with another)."""
+        flags. Models loaded with a fused implementation (sdpa, the faster default for every
+        other capability) switch to eager attention for this call only and back afterwards, so
+        no other check's numbers depend on whether an attention check ran before it."""
         import torch
 
         module = self.torch_module
-        if getattr(module.config, "_attn_implementation", "eager") != "eager":
-            module.set_attn_implementation("eager")
         bos = self.bos_prefix() if self.kind == "causal_lm" else []
         tt = self.tokenize([text])[0]
         ids = (bos + list(tt.ids))[:self.max_length]
         input_ids = torch.tensor([ids], device=self.device)
-        with torch.inference_mode():
-            out = module(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                         output_attentions=True)
+        loaded_with = getattr(module.config, "_attn_implementation", "eager")
+        if loaded_with != "eager":
+            module.set_attn_implementation("eager")
+        try:
+            with torch.inference_mode():
+                out = module(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                             output_attentions=True)
+        finally:
+            if loaded_with != "eager":
+                module.set_attn_implementation(loaded_with)
         if not out.attentions or out.attentions[0] is None:
             raise RuntimeError(f"{type(module).__name__} returned no attentions")
         stacked = torch.stack([a[0].float() for a in out.attentions]).cpu().numpy()
