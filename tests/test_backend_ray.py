@@ -133,3 +133,42 @@ def test_exhausted_retries_error_that_check_and_keep_the_others(local_ray, tmp_p
     assert status["memorization"] == "error" and code == 2
     assert "\n" not in data["checks"][2]["error"]
     assert {status[k] for k in ("exposure", "mia", "pairs")} == {"reported"}
+
+
+def _smoke_suite(tmp_path: Path, lm: dict) -> Path:
+    """The shipped smoke suite (real SmolLM2 and MiniLM) with the LM's spec replaced by ``lm``
+    and the encoder's by one replica that reserves no whole CPU (the test's Ray has 2)."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "suites" / "smoke.yaml").read_text())
+    data["models"]["default"] = lm
+    data["models"]["encoder"] = {"adapter": "hf", "path": "default-encoder",
+                                 "resources": {"num_cpus": 0}}
+    path = tmp_path / "smoke.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_smoke_suite_equals_the_local_backend(local_ray, tmp_path):
+    """The shipped smoke suite on the real offline models, the LM in two 1-CPU replicas
+    (template probes and memorization calls split across them): results.json equals the local
+    backend's, bit for bit."""
+    suite = _smoke_suite(tmp_path, {"adapter": "hf", "path": "default-lm", "replicas": 2,
+                                    "resources": {"num_cpus": 1}})
+    assert _run(suite, tmp_path / "local") in (0, 1)
+    assert _run(suite, tmp_path / "ray", "--backend", "ray") in (0, 1)
+    local, remote = _normalised(tmp_path / "local" / "results.json"), \
+        _normalised(tmp_path / "ray" / "results.json")
+    assert {c["status"] for c in remote["checks"]} <= {"passed", "failed", "reported"}
+    assert remote == local
+
+
+def test_replicas_that_cannot_fit_are_a_usage_error(local_ray, tmp_path, capsys):
+    """Three 1-CPU replicas on a 2-CPU local instance would wait forever for a CPU: the run
+    stops at once with exit 4 and one line naming the field and the fix."""
+    suite = _smoke_suite(tmp_path, {"adapter": "hf", "path": "default-lm", "replicas": 3,
+                                    "resources": {"num_cpus": 1}})
+    assert _run(suite, tmp_path / "out", "--backend", "ray") == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "models.*.resources (CPU)" in err[0] and "3 CPU" in err[0]
+    assert "default: 3 x 1" in err[0] and "fix:" in err[0]

@@ -29,6 +29,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import ray  # noqa: E402  (the module is imported only for --backend ray)
 
 from audit.backends.sharding import SPLIT_ARG, contiguous_shards, merge, shard_kwargs  # noqa: E402
+from audit.errors import usage  # noqa: E402
 
 RAY_RETRIES = 2
 IN_TASK_ADAPTERS = ("predictions", "sklearn", "fake")
@@ -275,6 +276,35 @@ def _start_replicas(alias: str, spec: Any, options: Any, base_dir: Any) -> RayAd
     return RayAdapter(alias, replicas, description)
 
 
+def requested(spec: Any) -> dict[str, float]:
+    """What all replicas of one model alias reserve together (CPU defaults to 1 per replica)."""
+    res = dict(spec.resources or {})
+    out = {"CPU": float(res.pop("num_cpus", 1)), "GPU": float(res.pop("num_gpus", 0))}
+    res.pop("memory", None)
+    out.update({k: float(v) for k, v in res.items()})
+    return {k: v * spec.replicas for k, v in out.items() if v}
+
+
+def check_fits(suite: Any, specs: dict[str, Any], available: dict[str, float]) -> None:
+    """Every replica of every model is started at once and held for the run, so on a fixed-size
+    (local) Ray instance their requests must fit together, or the run would wait forever for
+    resources. Raises a one-line usage error naming the model and the fix."""
+    need: dict[str, float] = {}
+    for spec in specs.values():
+        for key, value in requested(spec).items():
+            need[key] = need.get(key, 0.0) + value
+    short = {k: v for k, v in need.items() if v > float(available.get(k, 0.0)) + 1e-9}
+    if short:
+        key = next(iter(short))
+        asks = ", ".join(f"{a}: {s.replicas} x {requested(s).get(key, 0) / s.replicas:g}"
+                         for a, s in specs.items() if requested(s).get(key))
+        raise usage(str(suite.path or suite.name), f"models.*.resources ({key})",
+                    f"the replicas ask for {need[key]:g} {key} in all ({asks}) but the local "
+                    f"Ray instance has {float(available.get(key, 0.0)):g}",
+                    "lower replicas or resources.num_cpus/num_gpus, or join a larger "
+                    "cluster with --ray-address")
+
+
 def _aliases(suite: Any, entries: list[Any]) -> list[str]:
     """Model aliases the entries use, directly or by naming them in a parameter (a reference
     model), in first-use order."""
@@ -317,8 +347,10 @@ def run_suite_ray(suite: Any, options: Any) -> Any:
     aliases = _aliases(suite, entries)
     specs = {a: _spec_object(local_pool.spec_for(a)) for a in aliases}
     specs["none"] = "none"
-    proxies = {a: _start_replicas(a, s, options, suite.base_dir) for a, s in specs.items()
-               if s != "none" and s.adapter not in IN_TASK_ADAPTERS}
+    served = {a: s for a, s in specs.items() if s != "none" and s.adapter not in IN_TASK_ADAPTERS}
+    if not options.ray_address:
+        check_fits(suite, served, ray.cluster_resources())
+    proxies = {a: _start_replicas(a, s, options, suite.base_dir) for a, s in served.items()}
     identities = {a: local_pool.identity(a) for a in aliases}
     identities["none"] = {"spec": "none"}
     pool = TaskPool(suite, options, proxies, identities, specs)
