@@ -515,3 +515,20 @@ def test_real_discrim_eval_explicit_shape():
     assert set(data.raw["gender"]) == set(GENDERS)
     assert set(data.raw["race"]) == {r.lower() for r in RACES}
     assert set(data.levels["age"]) == {"under 60", "60", "over 60"}
+    # the source's own defects, found by reading the JSONL: 16 prompts keep a
+    # "<filled_template>" tag, one "<filled_tempate>", one "<template>"; kept and named
+    assert sum("<filled_template>" in t for t in data.texts) == 16
+    assert sum("<filled_tempate>" in t or "<template>" in t for t in data.texts) == 2
+    assert any(n.startswith("18 prompt(s) contain leftover template markup such as "
+                            "<filled_template> (questions 3, 11, 13,") for n in data.notes)
+
+
+def test_markup_note_names_the_questions():
+    """Hand-made case: two prompts with markup in questions 7 and 12, one clean one."""
+    from audit.checks.fairness.decision_data import markup_note
+
+    note = markup_note(["<filled_template> A is", "fine text", "Name: {name}"],
+                       np.array(["12", "3", "7"], dtype=object))
+    assert note == ("2 prompt(s) contain leftover template markup such as <filled_template> "
+                    "(questions 7, 12); kept as the data has them")
+    assert markup_note(["clean", "also clean <3"], np.array(["1", "2"], dtype=object)) is None

@@ -18,6 +18,7 @@ The model's decision is then the next word after the prefill's opening quote.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -108,8 +109,27 @@ def load_decisions(path: Path, shown: str, text_column: str, question_column: st
         else:
             raw[axis], levels[axis], base[axis] = _categorical_levels(frame[axis], axis, baseline, shown)
     questions = frame[question_column].map(_question_key).to_numpy(dtype=object)
-    return DecisionData(frame[text_column].astype(str).tolist(), questions, raw, levels, base,
-                        str(path), age_column if age_column in baselines else None)
+    texts = frame[text_column].astype(str).tolist()
+    notes = [n for n in [markup_note(texts, questions)] if n]
+    return DecisionData(texts, questions, raw, levels, base, str(path),
+                        age_column if age_column in baselines else None, notes)
+
+
+_MARKUP = re.compile(r"<[A-Za-z_]+>|\{[A-Za-z_]+\}")
+
+
+def markup_note(texts: list[str], questions: np.ndarray) -> str | None:
+    """A note naming the prompts that still carry template markup (``<filled_template>``,
+    ``{name}``): the source data's own defects (18 of discrim-eval explicit's 9,450 prompts, in
+    14 questions, start with a leftover ``<filled_template>``-like tag, some cut short). They
+    are kept, as in the paper's data, and named so a reader can judge those questions."""
+    bad = [i for i, t in enumerate(texts) if _MARKUP.search(t)]
+    if not bad:
+        return None
+    ids = sorted({str(questions[i]) for i in bad}, key=lambda q: (len(q), q))
+    return (f"{len(bad)} prompt(s) contain leftover template markup such as "
+            f"{_MARKUP.search(texts[bad[0]]).group(0)} (questions {', '.join(ids)}); kept as "
+            f"the data has them")
 
 
 def _question_key(value: Any) -> str:
