@@ -182,9 +182,10 @@ class HFAdapter:
 
     scoring_chunk = 2048
     """Texts per independently tokenised and batched chunk of ``token_log_probs`` /
-    ``sequence_log_prob``: the unit the Ray backend hands to replicas. Small enough that a
-    100,000-candidate call splits evenly over replicas, large enough that sorting by length
-    within a chunk batches as tightly as a global sort (rows are ~2k tokens per batch)."""
+    ``sequence_log_prob`` (chunks of the string-sorted texts): the unit the Ray backend hands
+    to replicas. Small enough that a 100,000-candidate call splits evenly over replicas, large
+    enough that sorting by length within a chunk batches as tightly as a global sort (rows are
+    ~2k tokens per batch)."""
 
     def __init__(self, *, alias: str, source: str, kind: str, model: Any, tokenizer: Any,
                  device: str, batch_size: int, max_length: int | None, gguf_file: str | None):
@@ -314,14 +315,22 @@ class HFAdapter:
     def token_log_probs(self, texts: Sequence[str], progress: Progress | None = None) -> list[np.ndarray]:
         """Log-probability of every token given its prefix, per text (float64 arrays).
 
-        Texts are taken in consecutive chunks of ``scoring_chunk`` (each tokenised, sorted by
-        length and batched on its own), so the split of a call across replicas is known without
-        tokenising anything (:meth:`shard_plan`) and a 10^6-text call never holds all its rows."""
-        out: list[np.ndarray] = []
-        for start in range(0, len(texts), self.scoring_chunk):
-            rows = self._scoring_ids(texts[start:start + self.scoring_chunk])
-            out.extend(self._row_log_probs(rows, progress))
+        Texts are sorted as strings (so candidates that differ only in their last token sit
+        together and share their parent's forward pass) and taken in chunks of
+        ``scoring_chunk`` (each tokenised, sorted by length and batched on its own), so the
+        split of a call across replicas is known without tokenising anything
+        (:meth:`shard_plan`) and a 10^6-text call never holds all its rows."""
+        out: list[np.ndarray] = [np.zeros(0)] * len(texts)
+        for chunk in self._sequence_chunks(texts):
+            rows = self._scoring_ids([texts[i] for i in chunk])
+            for i, lp in zip(chunk, self._row_log_probs(rows, progress)):
+                out[i] = lp
         return out
+
+    def _sequence_chunks(self, texts: Sequence[str]) -> list[list[int]]:
+        """Input indices in string order (stable), cut into chunks of ``scoring_chunk``."""
+        order = sorted(range(len(texts)), key=texts.__getitem__)
+        return [order[s:s + self.scoring_chunk] for s in range(0, len(order), self.scoring_chunk)]
 
     def sequence_log_prob(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """Sum of token log-probabilities of each text (natural log)."""
@@ -374,9 +383,7 @@ class HFAdapter:
         from audit.models import hf_scoring as S
 
         if method in ("sequence_log_prob", "token_log_probs"):
-            n = len(kwargs["texts"])
-            return [list(range(s, min(s + self.scoring_chunk, n)))
-                    for s in range(0, n, self.scoring_chunk)]
+            return self._sequence_chunks(kwargs["texts"])
         if method == "continuation_log_prob":
             return self._continuation_plan(kwargs["prompts"], kwargs["continuations"])
         if method == "masked_log_probs":
