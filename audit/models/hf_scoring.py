@@ -36,9 +36,10 @@ def causal_token_log_probs(model: Any, rows: Sequence[Sequence[int]], device: st
     changes no value (math-exact; floats may differ in the last bits from a one-row pass).
 
     ``score_from[i]``: the first ``t`` the caller needs for row ``i`` (a continuation's first
-    token minus one); earlier values are NaN (for rows sharing a parent: from the smallest). The vocabulary projection then runs only from the
-    smallest such position of a batch onwards (for a 190-token prompt and a one-token answer,
-    one position instead of 190: the LM head is a fifth of a small LM's FLOPs per position).
+    token minus one); earlier values are NaN (rows sharing a parent: from the smallest of
+    theirs). The vocabulary projection then runs only from the smallest such position of a
+    batch onwards (for a 190-token prompt and a one-token answer, one position instead of 190:
+    the LM head is a fifth of a small LM's FLOPs per position).
     """
     out: list[np.ndarray] = [np.zeros(0)] * len(rows)
     parents, children = _parents(rows)
