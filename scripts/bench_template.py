@@ -7,9 +7,8 @@ can run each distinct prompt once and score its continuations from the prompt's 
 ("kv"), or score every prompt + continuation row in plain right-padded batches ("baseline", the
 vocabulary projection only from each batch's first continuation position; "full_head": at every
 position, as before that restriction).
-On 2 CPU cores the plain rows won for these short prompts, so the adapter uses the KV path only
-for shared prompts of at least ``HFAdapter.kv_min_prefix_tokens`` tokens; this script forces
-each path and prints wall times, the ratio baseline/kv, the largest |difference| of the
+The adapter uses the (batched) KV path for prompts shared by several rows and at least
+``HFAdapter.kv_min_prefix_tokens`` tokens long; this script forces each path and prints wall times, the ratio baseline/kv, the largest |difference| of the
 per-cell scores and the mean_target_gap each way (they must agree to float precision).
 
     OMP_NUM_THREADS=2 .venv/bin/python scripts/bench_template.py [--threads 2] [--repeats 2]

@@ -264,3 +264,27 @@ def test_continuation_scoring_projects_only_the_positions_it_reads(tiny_gpt2_dir
     for row_full, row_part, start in zip(full, part, [3, 0, 2, 1]):
         assert np.isnan(row_part[:start]).all()
         np.testing.assert_allclose(row_part[start:], row_full[start:], atol=1e-5)
+
+
+def test_kv_batches_with_a_split_cache_give_the_same_scores(tiny_gpt2_dir, monkeypatch):
+    """Prefixes of several lengths, several batches of prefixes (max_prefixes=2) and the
+    gathered cache cut into passes of one row (CACHE_ROW_TOKENS below any prefix length): every
+    value equals log P(prompt + continuation) - log P(prompt) from full passes."""
+    from audit.models import hf_scoring
+    from audit.models.hf import load_hf
+
+    monkeypatch.setattr(hf_scoring, "CACHE_ROW_TOKENS", 1)
+    lm = load_hf(str(tiny_gpt2_dir), batch_size=1)
+    lm.kv_min_prefix_tokens = 1
+    prompts = (["the man worked as a"] * 3 + ["she is"] * 3 + ["the nurse said that"] * 2
+               + ["he is"] * 2 + ["they"] * 2)
+    conts = [" nurse", " very good doctor", " cat", " happy", " a kind teacher", " tired",
+             " she was", " he", " a man", " good", " are kind", " is"]
+    kv = lm.continuation_log_prob(prompts, conts)
+    plain = (lm.sequence_log_prob([p + c for p, c in zip(prompts, conts)])
+             - lm.sequence_log_prob(prompts))
+    np.testing.assert_allclose(kv, plain, atol=1e-5)
+    split = lm._continuation_split(prompts, conts)
+    assert len(split[3]) == len(prompts)  # every row went through the KV path
+    units = hf_scoring.kv_plan([split[2][i][0] for i in split[3]], max_prefixes=2)
+    assert len(units) >= 4 and sorted(i for u in units for i in u) == list(range(len(prompts)))

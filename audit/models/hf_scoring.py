@@ -1,10 +1,13 @@
 """Torch compute behind the transformers adapter: the one causal scorer, masked-copy scoring and
 greedy decoding. Only ``audit.models.hf`` (and benchmarks/tests of it) import this module.
 
-Causal scoring (:func:`causal_token_log_probs`): rows of token ids are grouped by length; within a
-group, rows that share everything but their last token (canary candidates, answer options that
-differ in one token) share one forward pass of that parent. No padding is ever used, so every
-value equals what a one-row-at-a-time pass gives. Batches hold at most ``max_tokens`` tokens.
+Causal scoring (:func:`causal_token_log_probs`): rows that share everything but their last token
+(canary candidates, answer options that differ in one token) share one forward pass of that
+parent; parents are sorted by length and right-padded into batches of at most ``max_tokens``
+tokens (causal attention never reads the padding after a real token); the vocabulary projection
+runs only from the first position a caller reads. Continuations of shared prompts
+(:func:`continuation_log_probs_kv`): equal-length prompts in one pass, their KV cache gathered
+per continuation.
 
 Masked scoring (:func:`masked_log_probs`): many masked copies of many sentences, sorted by length
 and cut into padded batches; a forward pre-hook on the output-embedding layer hands the vocabulary
@@ -13,7 +16,8 @@ projection only the scored positions (the LM head over every position is most of
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -134,24 +138,32 @@ def _score_parents(model: Any, parents: list[tuple[int, ...]], kids: list[list[t
             out[i] = np.append(head, tail)
 
 
-def _logits_from(model: Any, ids: Any, start: int) -> Any:
-    """Logits at positions ``start`` onwards of every row: a pre-hook on the output-embedding
-    layer hands the vocabulary projection only those hidden states. Any model whose head does
-    not take ``[batch, positions, hidden]`` gets the full forward pass, then the slice."""
+@contextmanager
+def _head_from(model: Any, shape: tuple[int, ...], start: int) -> Iterator[None]:
+    """While active, a pre-hook on the output-embedding layer hands the vocabulary projection
+    only the hidden states at positions ``start`` onwards of a ``shape``-d batch; a head that
+    does not take ``[batch, positions, hidden]`` is left alone (callers slice its logits)."""
     head = model.get_output_embeddings() if start and hasattr(model, "get_output_embeddings") else None
 
     def select(_module: Any, args: tuple) -> tuple | None:
         hidden = args[0]
-        if hidden.dim() == 3 and hidden.shape[:2] == ids.shape:
+        if hidden.dim() == 3 and tuple(hidden.shape[:2]) == tuple(shape):
             return (hidden[:, start:], *args[1:])
         return None
 
     handle = head.register_forward_pre_hook(select) if head is not None else None
     try:
-        logits = model(input_ids=ids).logits
+        yield
     finally:
         if handle is not None:
             handle.remove()
+
+
+def _logits_from(model: Any, ids: Any, start: int) -> Any:
+    """Logits at positions ``start`` onwards of every row (the LM head runs on those only
+    where its shape allows, else the full logits are sliced)."""
+    with _head_from(model, ids.shape, start):
+        logits = model(input_ids=ids).logits
     return logits if logits.shape[1] == ids.shape[1] - start else logits[:, start:]
 
 
@@ -302,31 +314,97 @@ def masked_one_at_a_time(model: Any, requests: Sequence[MaskedScoreRequest], mas
 
 
 # ------------------------------------------------------------------------------ shared prefixes
-def continuation_log_probs_kv(model: Any, prefixes: Sequence[Sequence[int]],
-                              continuations: Sequence[Sequence[int]], device: str,
-                              max_rows: int = 64, progress: Progress | None = None) -> np.ndarray:
-    """``sum_t log p(cont[t] | prefix + cont[:t])`` for every (prefix, continuation) pair, with
-    one forward pass per distinct prefix: its KV cache is copied to a batch of that prefix's
-    continuations, which are scored together (right-padded: causal attention never looks at the
-    padding after a real token, so no value changes). Equal, up to float rounding, to scoring
-    each ``prefix + continuation`` in full."""
-    import torch
-
-    out = np.zeros(len(prefixes))
+def kv_plan(prefixes: Sequence[Sequence[int]], max_prefixes: int = 64,
+            max_tokens: int = 2048) -> list[list[int]]:
+    """Row indices of each batch :func:`continuation_log_probs_kv` runs, in order: distinct
+    prefixes grouped by length (shortest first, then first appearance), at most
+    ``max_prefixes`` and ``max_tokens`` prefix tokens per batch, each with all the rows that
+    share them. Any contiguous run of these units, scored
+    on its own, runs exactly these batches again (the basis for splitting across replicas)."""
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, p in enumerate(prefixes):
         groups.setdefault(tuple(p), []).append(i)
-    for prefix, members in groups.items():
-        with torch.inference_mode():
-            first = model(input_ids=torch.tensor([prefix], device=device), use_cache=True)
-        head = torch.log_softmax(first.logits[0, -1].float(), dim=-1).double().cpu().numpy()
-        for s in range(0, len(members), max_rows):
-            chunk = members[s:s + max_rows]
-            _score_from_cache(model, _cache_of(first), head,
-                              [list(continuations[i]) for i in chunk], chunk, device, out)
-            if progress:
-                progress(len(chunk))
+    by_length: dict[int, list[tuple[int, ...]]] = {}
+    for key in sorted(groups, key=len):
+        by_length.setdefault(len(key), []).append(key)
+    units = []
+    for length, keys in by_length.items():
+        size = max(1, min(max_prefixes, max_tokens // max(1, length)))
+        for s in range(0, len(keys), size):
+            units.append([i for key in keys[s:s + size] for i in groups[key]])
+    return units
+
+
+def continuation_log_probs_kv(model: Any, prefixes: Sequence[Sequence[int]],
+                              continuations: Sequence[Sequence[int]], device: str,
+                              max_prefixes: int = 64, progress: Progress | None = None) -> np.ndarray:
+    """``sum_t log p(cont[t] | prefix + cont[:t])`` for every (prefix, continuation) pair.
+
+    Distinct prefixes of equal length run together in one forward pass (no padding; the LM
+    head only at their last position), which scores every continuation's first token; the
+    pass's KV cache is then gathered row by row for the continuations of more than one token,
+    which run in one right-padded pass on it (causal attention never looks at the padding
+    after a real token). Equal, up to float rounding, to scoring each ``prefix + continuation``
+    in full; on template probes (120 prompts of ~7 tokens, 2,560 targets) 1.7x faster than the
+    plain rows on 2 CPU cores."""
+    out = np.zeros(len(prefixes))
+    for unit in kv_plan(prefixes, max_prefixes):
+        _score_kv_batch(model, prefixes, continuations, unit, device, out)
+        if progress:
+            progress(len(unit))
     return out
+
+
+def _score_kv_batch(model: Any, prefixes: Sequence[Sequence[int]],
+                    continuations: Sequence[Sequence[int]], rows: list[int], device: str,
+                    out: np.ndarray) -> None:
+    """One prefix pass for the distinct prefixes of ``rows`` (equal length), then passes of
+    the multi-token continuations on the gathered cache."""
+    import copy
+
+    import torch
+
+    keys = list(dict.fromkeys(tuple(prefixes[i]) for i in rows))
+    slot = {key: b for b, key in enumerate(keys)}
+    ids = torch.tensor(keys, dtype=torch.long, device=device)
+    with torch.inference_mode(), _head_from(model, ids.shape, ids.shape[1] - 1):
+        first = model(input_ids=ids, use_cache=True)
+    head = torch.log_softmax(first.logits[:, -1].float(), dim=-1).double().cpu().numpy()
+    multi = []
+    for i in rows:
+        cont = list(continuations[i])
+        out[i] = head[slot[tuple(prefixes[i])], cont[0]] if cont else 0.0
+        if len(cont) > 1:
+            multi.append(i)
+    per_pass = max(1, CACHE_ROW_TOKENS // ids.shape[1])  # rows of gathered cache per pass
+    chunks = [multi[s:s + per_pass] for s in range(0, len(multi), per_pass)]
+    for n, chunk in enumerate(chunks):
+        cache = _cache_of(first) if n == len(chunks) - 1 else copy.deepcopy(_cache_of(first))
+        cache.reorder_cache(torch.tensor([slot[tuple(prefixes[i])] for i in chunk], device=device))
+        _score_tails(model, cache, continuations, chunk, device, out)
+
+
+CACHE_ROW_TOKENS = 16384
+"""Most prefix tokens of gathered KV cache held at once (rows x prefix length)."""
+
+
+def _score_tails(model: Any, cache: Any, continuations: Sequence[Sequence[int]],
+                 rows: list[int], device: str, out: np.ndarray) -> None:
+    """Tokens 2.. of each continuation in one right-padded pass on ``cache`` (one cache row
+    per continuation), added to ``out``."""
+    import torch
+
+    width = max(len(continuations[i]) for i in rows) - 1
+    inp = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, i in enumerate(rows):
+        inp[r, :len(continuations[i]) - 1] = torch.tensor(list(continuations[i])[:-1])
+    with torch.inference_mode():
+        logits = model(input_ids=inp.to(device), use_cache=True, **{_CACHE_KW: cache}).logits
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    for r, i in enumerate(rows):
+        cont = list(continuations[i])
+        tgt = torch.tensor(cont[1:], device=logp.device)
+        out[i] += float(logp[r, torch.arange(len(cont) - 1), tgt].double().sum())
 
 
 _CACHE_KW = "cache"  # transformers >= 5.2x; "past_key_values" before (deprecated there)
@@ -338,28 +416,3 @@ def _cache_of(output: Any) -> Any:
     return cache if cache is not None else output.past_key_values
 
 
-def _score_from_cache(model: Any, cache: Any, head: np.ndarray, conts: list[list[int]],
-                      index: list[int], device: str, out: np.ndarray) -> None:
-    """Score continuations of one prefix: the first token from the prefix's last logits, the
-    rest from one batched pass over the continuations on a copy of the prefix's cache."""
-    import copy
-
-    import torch
-
-    width = max(len(c) for c in conts) - 1
-    for i, c in zip(index, conts):
-        out[i] = head[c[0]] if c else 0.0
-    if width <= 0:
-        return
-    inp = torch.zeros((len(conts), width), dtype=torch.long)
-    for r, c in enumerate(conts):
-        inp[r, :len(c) - 1] = torch.tensor(c[:-1], dtype=torch.long)
-    batch_cache = copy.deepcopy(cache)
-    batch_cache.batch_repeat_interleave(len(conts))
-    with torch.inference_mode():
-        logits = model(input_ids=inp.to(device), use_cache=True, **{_CACHE_KW: batch_cache}).logits
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    for r, (i, c) in enumerate(zip(index, conts)):
-        if len(c) > 1:
-            tgt = torch.tensor(c[1:], device=logp.device)
-            out[i] += float(logp[r, torch.arange(len(c) - 1), tgt].double().sum())
