@@ -116,11 +116,20 @@ def test_a_killed_replica_is_restarted_and_the_result_is_unchanged(local_ray, tm
 
 def test_exhausted_retries_error_that_check_and_keep_the_others(local_ray, tmp_path,
                                                                  tiny_gpt2_dir):
-    """Every generate call crashes its replica, more times than Ray retries: the generation
-    checks end ``error`` with a one-line reason; the scoring checks complete."""
+    """Every greedy-decoding call crashes its replica, more times than Ray retries: the
+    memorization check ends ``error`` with a one-line reason; the checks on the other model
+    complete. (Memorization gets its own model alias, and so its own replica: a replica that
+    has died for good fails every call that reaches it, so checks sharing it with the crashing
+    one would fail or not depending on whether they finished first.)"""
     from audit.backends.ray_backend import RAY_RETRIES
 
     suite = _privacy_suite(tmp_path, tiny_gpt2_dir, replicas=1)
+    text = suite.read_text()
+    default_line = next(line for line in text.splitlines() if line.startswith("  default:"))
+    text = text.replace(default_line, default_line + "\n" + default_line.replace("default:", "gen:"))
+    text = text.replace("    check: verbatim_memorization\n",
+                        "    check: verbatim_memorization\n    model: gen\n")
+    suite.write_text(text)
     fault = local_ray
     fault.write_text(json.dumps({"method": "greedy_token_continuations",
                                  "crashes": 10 * (RAY_RETRIES + 1)}))
@@ -132,7 +141,7 @@ def test_exhausted_retries_error_that_check_and_keep_the_others(local_ray, tmp_p
     status = {c["id"]: c["status"] for c in data["checks"]}
     assert status["memorization"] == "error" and code == 2
     assert "\n" not in data["checks"][2]["error"]
-    assert {status[k] for k in ("exposure", "mia", "pairs")} == {"reported"}
+    assert {status[k] for k in ("exposure", "mia", "pii", "pairs")} == {"reported"}
 
 
 def _smoke_suite(tmp_path: Path, lm: dict) -> Path:

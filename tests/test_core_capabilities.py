@@ -288,3 +288,18 @@ def test_kv_batches_with_a_split_cache_give_the_same_scores(tiny_gpt2_dir, monke
     assert len(split[3]) == len(prompts)  # every row went through the KV path
     units = hf_scoring.kv_plan([split[2][i][0] for i in split[3]], max_prefixes=2)
     assert len(units) >= 4 and sorted(i for u in units for i in u) == list(range(len(prompts)))
+
+
+def test_one_token_answers_stay_on_the_plain_rows(tiny_gpt2_dir):
+    """Yes/no style answers (every continuation of a prompt one token long) share one pass of
+    the prompt on the plain rows already; they must not be routed to the KV path, and their
+    values still equal the sequence-score differences."""
+    from audit.models.hf import load_hf
+
+    lm = load_hf(str(tiny_gpt2_dir))
+    prompts = ["the man worked as a"] * 2 + ["she is"] * 2
+    conts = [" nurse", " doctor", " happy", " tired"]
+    assert lm._continuation_split(prompts, conts)[3] == []
+    plain = (lm.sequence_log_prob([p + c for p, c in zip(prompts, conts)])
+             - lm.sequence_log_prob(prompts))
+    np.testing.assert_allclose(lm.continuation_log_prob(prompts, conts), plain, atol=1e-5)

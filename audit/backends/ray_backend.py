@@ -100,8 +100,10 @@ class RayAdapter:
 
     adapter_name = "ray"
 
-    def __init__(self, alias: str, replicas: list[Any], description: dict[str, Any]):
+    def __init__(self, alias: str, replicas: list[Any], description: dict[str, Any],
+                 model_info: Any = None):
         self.alias, self.replicas = alias, replicas
+        self.model_info = model_info
         self.kind = description["kind"]
         self.capabilities = frozenset(description["capabilities"])
         self.labels = description["labels"]
@@ -113,7 +115,12 @@ class RayAdapter:
         self._next = 0
 
     def info(self) -> Any:
-        return ray.get(self.replicas[0].info.remote())
+        """The model's provenance, read from a replica when it started: asking again later
+        would fail once a replica has died for good, and the run must still write the other
+        checks' results."""
+        if self.model_info is None:
+            self.model_info = ray.get(self.replicas[0].info.remote())
+        return self.model_info
 
     def close(self) -> None:
         """Actors are released when the run ends."""
@@ -273,7 +280,7 @@ def _start_replicas(alias: str, spec: Any, options: Any, base_dir: Any) -> RayAd
     replicas = [ModelReplica.options(**opts).remote(spec, alias, options, base_dir, threads)
                 for _ in range(spec.replicas)]
     description = ray.get(replicas[0].describe.remote())
-    return RayAdapter(alias, replicas, description)
+    return RayAdapter(alias, replicas, description, ray.get(replicas[0].info.remote()))
 
 
 def requested(spec: Any) -> dict[str, float]:
