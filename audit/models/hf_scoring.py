@@ -139,16 +139,18 @@ def _score_parents(model: Any, parents: list[tuple[int, ...]], kids: list[list[t
 
 
 @contextmanager
-def _head_from(model: Any, shape: tuple[int, ...], start: int) -> Iterator[None]:
-    """While active, a pre-hook on the output-embedding layer hands the vocabulary projection
-    only the hidden states at positions ``start`` onwards of a ``shape``-d batch; a head that
-    does not take ``[batch, positions, hidden]`` is left alone (callers slice its logits)."""
-    head = model.get_output_embeddings() if start and hasattr(model, "get_output_embeddings") else None
+def _head_from(model: Any, shape: Any, pick: Callable[[Any], Any] | None) -> Iterator[None]:
+    """While active, a pre-hook on the output-embedding layer (the vocabulary projection) hands
+    it ``pick(hidden)`` instead of the hidden states of a ``shape``-d batch, so the LM head runs
+    only where a caller reads it. A model without such a layer, or whose head input is not
+    ``[batch, positions, hidden]``, is left alone (callers then select from the full logits).
+    ``pick=None``: no hook."""
+    head = model.get_output_embeddings() if pick and hasattr(model, "get_output_embeddings") else None
 
     def select(_module: Any, args: tuple) -> tuple | None:
         hidden = args[0]
         if hidden.dim() == 3 and tuple(hidden.shape[:2]) == tuple(shape):
-            return (hidden[:, start:], *args[1:])
+            return (pick(hidden), *args[1:])
         return None
 
     handle = head.register_forward_pre_hook(select) if head is not None else None
@@ -162,7 +164,7 @@ def _head_from(model: Any, shape: tuple[int, ...], start: int) -> Iterator[None]
 def _logits_from(model: Any, ids: Any, start: int) -> Any:
     """Logits at positions ``start`` onwards of every row (the LM head runs on those only
     where its shape allows, else the full logits are sliced)."""
-    with _head_from(model, ids.shape, start):
+    with _head_from(model, ids.shape, (lambda h: h[:, start:]) if start else None):
         logits = model(input_ids=ids).logits
     return logits if logits.shape[1] == ids.shape[1] - start else logits[:, start:]
 
@@ -276,23 +278,10 @@ def _score_batch(model: Any, reqs: list[MaskedScoreRequest], index: list[int], m
 
 
 def _scored_logits(model: Any, ids: Any, attn: Any, rows: Any, cols: Any) -> Any:
-    """Logits at (rows, cols) only: a pre-hook on the output-embedding layer (the vocabulary
-    projection) hands it just the scored positions. Falls back to full logits when the model's
-    head does not have that shape."""
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-
-    def select(_module: Any, args: tuple) -> tuple | None:
-        hidden = args[0]
-        if hidden.dim() == 3 and hidden.shape[:2] == ids.shape:
-            return (hidden[rows, cols], *args[1:])
-        return None
-
-    handle = head.register_forward_pre_hook(select) if head is not None else None
-    try:
+    """Logits at (rows, cols) only: the vocabulary projection gets just the scored positions
+    (:func:`_head_from`); full logits, then the selection, for heads of another shape."""
+    with _head_from(model, ids.shape, lambda h: h[rows, cols]):
         logits = model(input_ids=ids, attention_mask=attn).logits
-    finally:
-        if handle is not None:
-            handle.remove()
     if logits.dim() == 2 and logits.shape[0] == rows.shape[0]:
         return logits
     return logits[rows, cols]
@@ -367,7 +356,7 @@ def _score_kv_batch(model: Any, prefixes: Sequence[Sequence[int]],
     keys = list(dict.fromkeys(tuple(prefixes[i]) for i in rows))
     slot = {key: b for b, key in enumerate(keys)}
     ids = torch.tensor(keys, dtype=torch.long, device=device)
-    with torch.inference_mode(), _head_from(model, ids.shape, ids.shape[1] - 1):
+    with torch.inference_mode(), _head_from(model, ids.shape, lambda h: h[:, -1:]):
         first = model(input_ids=ids, use_cache=True)
     head = torch.log_softmax(first.logits[:, -1].float(), dim=-1).double().cpu().numpy()
     multi = []
