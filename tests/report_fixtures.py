@@ -8,6 +8,7 @@ labels, errors, provenance. ``PII`` lists raw identifiers planted in evidence an
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from audit.results import (CheckResult, ConfidenceInterval, Figure, Finding, GateResult,
                            GateSummary, GroupValue, MethodCard, Metric, ModelInfo, Provenance,
@@ -155,3 +156,27 @@ def _summary(checks: list) -> GateSummary:
     from audit.gate import summarise
 
     return summarise(checks)
+
+
+def script_module(name: str) -> Any:
+    """``scripts/<name>.py`` loaded as a module (the browser and accessibility checkers)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def browser_checker_or_skip() -> Any:
+    """scripts/browser_check.py, or a pytest skip naming what is missing (selenium, or
+    chromium + chromedriver)."""
+    import pytest
+
+    pytest.importorskip("selenium", reason="selenium not installed (pip install selenium)")
+    module = script_module("browser_check")
+    if module.find_browser() is None:
+        pytest.skip("chromium/chromedriver not found (apt-get install -y chromium chromium-driver)")
+    return module

@@ -12,7 +12,6 @@ test needs none of them.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,26 +19,17 @@ from pathlib import Path
 import pytest
 
 from audit.report import render_compare_html, render_html, write_report
-from tests.report_fixtures import rich_run
+from tests.report_fixtures import browser_checker_or_skip, rich_run, script_module
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_RESULTS = Path(os.environ.get("AUDIT_REPORT_RESULTS",
                                    ROOT / "audit-out" / "demo" / "results.json"))
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("a11y_check", ROOT / "scripts" / "a11y_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
 @pytest.fixture(scope="module")
 def axe():
-    pytest.importorskip("selenium", reason="selenium not installed (pip install selenium)")
-    module = _module()
-    if module._browser_check().find_browser() is None:
-        pytest.skip("chromium/chromedriver not found (apt-get install -y chromium chromium-driver)")
+    browser_checker_or_skip()
+    module = script_module("a11y_check")
     if module.axe_path() is None:
         pytest.skip("axe-core not installed (scripts/install_axe)")
     return module

@@ -7,35 +7,22 @@ selenium; skipped with the reason when they are absent. Timing and size are prin
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
 import pytest
 
 from audit.report import render_compare_html, write_report
-from tests.report_fixtures import rich_run
+from tests.report_fixtures import browser_checker_or_skip, rich_run
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "browser_check.py"
 # The default suite's results (scripts/demo writes them here); AUDIT_REPORT_RESULTS overrides.
 DEMO_RESULTS = Path(os.environ.get("AUDIT_REPORT_RESULTS", ROOT / "audit-out" / "demo" / "results.json"))
 
 
-def _checker():
-    spec = importlib.util.spec_from_file_location("browser_check", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
 @pytest.fixture(scope="module")
 def checker():
-    pytest.importorskip("selenium", reason="selenium not installed (pip install selenium)")
-    module = _checker()
-    if module.find_browser() is None:
-        pytest.skip("chromium/chromedriver not found (apt-get install -y chromium chromium-driver)")
-    return module
+    return browser_checker_or_skip()
 
 
 @pytest.mark.browser
