@@ -101,7 +101,7 @@ class RayAdapter:
     adapter_name = "ray"
 
     def __init__(self, alias: str, replicas: list[Any], description: dict[str, Any],
-                 model_info: Any = None):
+                 model_info: Any):
         self.alias, self.replicas = alias, replicas
         self.model_info = model_info
         self.kind = description["kind"]
@@ -118,8 +118,6 @@ class RayAdapter:
         """The model's provenance, read from a replica when it started: asking again later
         would fail once a replica has died for good, and the run must still write the other
         checks' results."""
-        if self.model_info is None:
-            self.model_info = ray.get(self.replicas[0].info.remote())
         return self.model_info
 
     def close(self) -> None:
