@@ -77,12 +77,26 @@ def test_generation_split_keeps_sampled_outputs(tiny_gpt2_dir):
     samples equal the unsplit call's."""
     from audit.models.hf import load_hf
 
-    lm = load_hf(str(tiny_gpt2_dir), batch_size=3)
+    lm = load_hf(str(tiny_gpt2_dir), batch_size=1)  # generation batches of 4 rows: 3 here
     prompts = _texts(10, 2)
     kwargs = {"prompts": prompts, "max_new_tokens": 5, "do_sample": True, "seed": 11}
     whole = lm.generate(**kwargs)
     split, used = _sharded(lm, "generate", kwargs, 3)
     assert used > 1 and split == whole
+
+
+def test_length_sorted_generation_batches_keep_input_order(tiny_gpt2_dir):
+    """Greedy generation runs prompts in batches sorted by token length (left-padded); each
+    answer must still be the one for its own prompt. Reference: every prompt generated alone
+    (batch of one, no padding)."""
+    from audit.models.hf import load_hf
+
+    lm = load_hf(str(tiny_gpt2_dir), batch_size=1)
+    prompts = _texts(12, 3)
+    plan = lm._generation_plan(prompts, 6, True)
+    assert len(plan) == 3 and [i for u in plan for i in u] != list(range(12))  # reordered
+    whole = lm.generate(prompts, max_new_tokens=6)
+    assert whole == [lm.generate([p], max_new_tokens=6)[0] for p in prompts]
 
 
 def test_masked_and_classifier_splits_are_bit_identical(tiny_mlm_dir, tiny_classifier_dir):

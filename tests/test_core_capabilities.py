@@ -290,6 +290,18 @@ def test_kv_batches_with_a_split_cache_give_the_same_scores(tiny_gpt2_dir, monke
     assert len(units) >= 4 and sorted(i for u in units for i in u) == list(range(len(prompts)))
 
 
+def test_tail_passes_group_equal_lengths_without_padding():
+    """One 4-token continuation among 2-token ones must not widen their pass: each tail pass
+    holds continuations of one length, all rows once, at most per_pass rows."""
+    from audit.models.hf_scoring import _tail_passes
+
+    conts = [[1, 2], [1, 2, 3, 4], [5, 6], [7, 8, 9], [1, 9], [2, 2], [3, 3, 3, 3]]
+    passes = _tail_passes(list(range(len(conts))), conts, per_pass=2)
+    assert sorted(i for p in passes for i in p) == list(range(len(conts)))
+    assert all(len({len(conts[i]) for i in p}) == 1 and len(p) <= 2 for p in passes)
+    assert passes == [[0, 2], [4, 5], [3], [1, 6]]
+
+
 def test_one_token_answers_stay_on_the_plain_rows(tiny_gpt2_dir):
     """Yes/no style answers (every continuation of a prompt one token long) share one pass of
     the prompt on the plain rows already; they must not be routed to the KV path, and their

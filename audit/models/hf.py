@@ -398,11 +398,14 @@ class HFAdapter:
             texts = kwargs["texts"]
             order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
             return [order[s:s + self.batch_size] for s in range(0, len(order), self.batch_size)]
-        if method in ("generate", "chat"):
-            n = len(kwargs["prompts" if method == "generate" else "conversations"])
-            return [list(range(s, min(s + self.batch_size, n))) for s in range(0, n, self.batch_size)]
+        if method == "generate":
+            return self._generation_plan(kwargs["prompts"], kwargs.get("max_new_tokens", 32),
+                                         kwargs.get("add_special_tokens", True))
+        if method == "chat":
+            prompts = [self.render_chat(c) for c in kwargs["conversations"]]
+            return self._generation_plan(prompts, kwargs.get("max_new_tokens", 128), False)
         if method == "greedy_token_continuations":
-            return S.greedy_plan(kwargs["prefixes"], self.batch_size)
+            return S.greedy_plan(kwargs["prefixes"], kwargs["max_new_tokens"], 4 * self.batch_size)
         return None
 
     def _continuation_plan(self, prompts: Sequence[str], continuations: Sequence[str]) -> list[list[int]]:
@@ -420,15 +423,20 @@ class HFAdapter:
     def generate(self, prompts: Sequence[str], max_new_tokens: int = 32, do_sample: bool = False,
                  temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
                  progress: Progress | None = None, add_special_tokens: bool = True) -> list[str]:
-        """Continue each prompt (greedy or sampled, seeded); returns only the new text."""
+        """Continue each prompt (greedy or sampled, seeded); returns only the new text.
+
+        Prompts run in batches of similar length (``_generation_plan``), left-padded; batch k
+        samples with seed ``seed + k``, so the same prompts and seed give the same texts."""
         import torch
 
+        prompts = list(prompts)
         self.tokenizer.padding_side = "left"
-        outputs: list[str] = []
+        outputs = [""] * len(prompts)
         try:
-            for chunk_index, chunk in enumerate(self.batches(list(prompts))):
+            plan = self._generation_plan(prompts, max_new_tokens, add_special_tokens)
+            for chunk_index, idx in enumerate(plan):
                 torch.manual_seed(seed + chunk_index)
-                enc = self.encode(chunk, add_special_tokens=add_special_tokens)
+                enc = self.encode([prompts[i] for i in idx], add_special_tokens=add_special_tokens)
                 kwargs = dict(max_new_tokens=max_new_tokens, do_sample=do_sample,
                               pad_token_id=self.tokenizer.pad_token_id)
                 if do_sample:
@@ -438,12 +446,23 @@ class HFAdapter:
                 with torch.inference_mode():
                     gen = self.torch_module.generate(**enc, **kwargs)
                 new = gen[:, enc["input_ids"].shape[1]:]
-                outputs.extend(self.tokenizer.batch_decode(new, skip_special_tokens=True))
+                for i, text in zip(idx, self.tokenizer.batch_decode(new, skip_special_tokens=True)):
+                    outputs[i] = text
                 if progress:
-                    progress(len(chunk))
+                    progress(len(idx))
         finally:
             self.tokenizer.padding_side = "right"
         return outputs
+
+    def _generation_plan(self, prompts: Sequence[str], max_new_tokens: int,
+                         add_special_tokens: bool) -> list[list[int]]:
+        """Batches of ``generate``: by token length, up to 4x the batch size (decoding a few
+        rows at a time leaves most of the CPU's matrix throughput unused) and a token budget."""
+        from audit.models.hf_scoring import generation_plan
+
+        ids = self.tokenizer(list(prompts), add_special_tokens=add_special_tokens)["input_ids"]
+        lengths = [min(len(x), self.max_length or len(x)) for x in ids]
+        return generation_plan(lengths, max_new_tokens, 4 * self.batch_size)
 
     def greedy_token_continuations(self, prefixes: Sequence[Sequence[int]], max_new_tokens: int,
                                    progress: Progress | None = None) -> list[list[int]]:
@@ -453,7 +472,7 @@ class HFAdapter:
         tok = self.tokenizer
         pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
         return greedy_continuations(self.torch_module, prefixes, max_new_tokens, self.device, pad,
-                                    self.batch_size, progress)
+                                    4 * self.batch_size, progress)
 
     def render_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
         """The tokenizer's chat template applied to ``messages`` (text, BOS included if the

@@ -183,26 +183,41 @@ def causal_one_at_a_time(model: Any, rows: Sequence[Sequence[int]], device: str)
 
 
 # ------------------------------------------------------------------------------ greedy decoding
-def greedy_plan(prefixes: Sequence[Sequence[int]], batch_size: int = 16) -> list[list[int]]:
-    """Prefix indices of each decoding batch: equal lengths together (shortest first), in
-    chunks of ``batch_size``."""
+GENERATION_TOKENS = 16384
+"""Most tokens of one generation batch: rows x (longest prompt + new tokens), which bounds its
+KV cache (8 GB for a 7B model in fp16)."""
+
+
+def generation_plan(lengths: Sequence[int], n_new: int, max_rows: int,
+                    max_tokens: int = GENERATION_TOKENS) -> list[list[int]]:
+    """Prompt indices of each generation batch: shortest prompts first (less left padding; ties
+    keep input order), at most ``max_rows`` rows and ``max_tokens`` padded prompt-plus-new
+    tokens. A run of whole batches, planned on its own, gives the same batches."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return list(_batches(order, [n + n_new for n in lengths], max_rows, max_tokens))
+
+
+def greedy_plan(prefixes: Sequence[Sequence[int]], n_new: int, max_rows: int = 64,
+                max_tokens: int = GENERATION_TOKENS) -> list[list[int]]:
+    """Prefix indices of each decoding batch: equal lengths together (shortest first), at most
+    ``max_rows`` rows and ``max_tokens`` prefix-plus-new tokens each."""
     lengths = np.array([len(p) for p in prefixes])
-    units = []
+    units: list[list[int]] = []
     for length in np.unique(lengths):
         where = np.flatnonzero(lengths == length).tolist()
-        units += [where[s:s + batch_size] for s in range(0, len(where), batch_size)]
+        units += _batches(where, [int(length) + n_new] * len(prefixes), max_rows, max_tokens)
     return units
 
 
 def greedy_continuations(model: Any, prefixes: Sequence[Sequence[int]], n_new: int, device: str,
-                         pad_id: int, batch_size: int = 16,
+                         pad_id: int, max_rows: int = 64,
                          progress: Progress | None = None) -> list[list[int]]:
     """Greedy-decode ``n_new`` tokens after each prefix; equal-length prefixes are batched
     together, so no padding enters the computation."""
     import torch
 
     out: list[list[int]] = [[] for _ in prefixes]
-    for idx in greedy_plan(prefixes, batch_size):
+    for idx in greedy_plan(prefixes, n_new, max_rows):
         batch = torch.as_tensor(np.array([prefixes[i] for i in idx], dtype=np.int64), device=device)
         with torch.inference_mode():
             gen = model.generate(input_ids=batch, attention_mask=torch.ones_like(batch),
@@ -365,8 +380,7 @@ def _score_kv_batch(model: Any, prefixes: Sequence[Sequence[int]],
         out[i] = head[slot[tuple(prefixes[i])], cont[0]] if cont else 0.0
         if len(cont) > 1:
             multi.append(i)
-    per_pass = max(1, CACHE_ROW_TOKENS // ids.shape[1])  # rows of gathered cache per pass
-    chunks = [multi[s:s + per_pass] for s in range(0, len(multi), per_pass)]
+    chunks = _tail_passes(multi, continuations, max(1, CACHE_ROW_TOKENS // ids.shape[1]))
     for n, chunk in enumerate(chunks):
         cache = _cache_of(first) if n == len(chunks) - 1 else copy.deepcopy(_cache_of(first))
         cache.reorder_cache(torch.tensor([slot[tuple(prefixes[i])] for i in chunk], device=device))
@@ -377,10 +391,21 @@ CACHE_ROW_TOKENS = 16384
 """Most prefix tokens of gathered KV cache held at once (rows x prefix length)."""
 
 
+def _tail_passes(rows: list[int], continuations: Sequence[Sequence[int]],
+                 per_pass: int) -> list[list[int]]:
+    """Rows of each tail pass: equal continuation lengths together (no padding: one long
+    continuation would otherwise widen every row of its pass), at most ``per_pass`` rows."""
+    by_length: dict[int, list[int]] = {}
+    for i in rows:
+        by_length.setdefault(len(continuations[i]), []).append(i)
+    return [group[s:s + per_pass] for _, group in sorted(by_length.items())
+            for s in range(0, len(group), per_pass)]
+
+
 def _score_tails(model: Any, cache: Any, continuations: Sequence[Sequence[int]],
                  rows: list[int], device: str, out: np.ndarray) -> None:
-    """Tokens 2.. of each continuation in one right-padded pass on ``cache`` (one cache row
-    per continuation), added to ``out``."""
+    """Tokens 2.. of each continuation in one pass on ``cache`` (one cache row per
+    continuation; right-padded if lengths differ), added to ``out``."""
     import torch
 
     width = max(len(continuations[i]) for i in rows) - 1
