@@ -238,7 +238,7 @@ def test_continuation_scoring_projects_only_the_positions_it_reads(tiny_gpt2_dir
     from the batch's first continuation token on. Its values must equal log P(prompt +
     continuation) - log P(prompt) from full passes (the independent computation), for prompts
     of different lengths in one batch and multi-token continuations; the LM head must have seen
-    fewer positions than the batch is wide (a spy on its input), and score_from must leave the
+    fewer positions than the rows hold (a spy on its input), and score_from must leave the
     unrequested positions NaN rather than a plausible number."""
     from audit.models.hf import load_hf
     from audit.models.hf_scoring import causal_one_at_a_time, causal_token_log_probs
@@ -246,9 +246,10 @@ def test_continuation_scoring_projects_only_the_positions_it_reads(tiny_gpt2_dir
     lm = load_hf(str(tiny_gpt2_dir), batch_size=8)
     prompts = ["the man worked as a", "she is", "he said that the nurse was", "they"]
     conts = [" nurse", " a very good doctor", " happy", " are kind"]
-    widths: list[tuple[int, int]] = []
+    lm.sequence_log_prob(prompts)  # the one-time head check runs outside the spy
+    projected: list[int] = []  # positions handed to the head ([b, w, h] or [n, h] inputs)
     head = lm.torch_module.get_output_embeddings()
-    spy = head.register_forward_hook(lambda _m, args, _o: widths.append(tuple(args[0].shape[:2])))
+    spy = head.register_forward_hook(lambda _m, args, _o: projected.append(args[0].shape[:-1].numel()))
     try:
         scores = lm.continuation_log_prob(prompts, conts)
     finally:
@@ -257,7 +258,7 @@ def test_continuation_scoring_projects_only_the_positions_it_reads(tiny_gpt2_dir
              - lm.sequence_log_prob(prompts))
     np.testing.assert_allclose(scores, plain, atol=1e-5)
     rows, _ = lm._scoring_rows([p + c for p, c in zip(prompts, conts)])
-    assert widths and max(w for _, w in widths) < max(len(r) for r in rows) - 1
+    assert projected and sum(projected) < sum(len(r) - 1 for r in rows)
 
     full = causal_one_at_a_time(lm.torch_module, rows, "cpu")
     part = causal_token_log_probs(lm.torch_module, rows, "cpu", score_from=[3, 0, 2, 1])
@@ -315,3 +316,49 @@ def test_one_token_answers_stay_on_the_plain_rows(tiny_gpt2_dir):
     plain = (lm.sequence_log_prob([p + c for p, c in zip(prompts, conts)])
              - lm.sequence_log_prob(prompts))
     np.testing.assert_allclose(lm.continuation_log_prob(prompts, conts), plain, atol=1e-5)
+
+
+def test_chunked_vocabulary_projection_equals_the_full_logits(tiny_gpt2_dir, monkeypatch):
+    """Causal scoring runs the LM head by hand on the captured hidden states, a few real
+    positions at a time (HEAD_CHUNK_ROWS=3 here: many chunks, padding skipped). Reference: the
+    same batches through the model's own full logits (the path every other model takes), and
+    one plain forward pass per row."""
+    from audit.models import hf_scoring
+    from audit.models.hf import load_hf
+
+    monkeypatch.setattr(hf_scoring, "HEAD_CHUNK_ROWS", 3)
+    lm = load_hf(str(tiny_gpt2_dir), batch_size=1)
+    texts = ["the man worked as a nurse", "she", "he is a very kind and smart doctor",
+             "a woman is", "the nurse said that he was tired after the long shift"]
+    chunked = lm.token_log_probs(texts)
+    assert lm.torch_module._audit_head_is_last is True
+    lm.torch_module._audit_head_is_last = False
+    full = lm.token_log_probs(texts)
+    for a, b in zip(chunked, full):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    plain = hf_scoring.causal_one_at_a_time(lm.torch_module, lm._scoring_ids(texts), "cpu")
+    for a, b in zip(chunked, plain):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_logits_changed_after_the_head_take_the_full_path(tiny_gpt2_dir):
+    """A model that rescales its logits after the output-embedding layer (as softcapping does)
+    must not be scored from hand-run head outputs: the one-time check sees the mismatch and the
+    scores still equal plain passes of that model."""
+    from audit.models import hf_scoring
+    from audit.models.hf import load_hf
+
+    lm = load_hf(str(tiny_gpt2_dir))
+    module = lm.torch_module
+
+    def halve(_m, _args, output):
+        output.logits = output.logits * 0.5
+        return output
+
+    module.register_forward_hook(halve)
+    texts = ["the man worked as a nurse", "he is kind"]
+    scores = lm.token_log_probs(texts)
+    assert module._audit_head_is_last is False
+    plain = hf_scoring.causal_one_at_a_time(module, lm._scoring_ids(texts), "cpu")
+    for a, b in zip(scores, plain):
+        np.testing.assert_allclose(a, b, atol=1e-5)

@@ -119,17 +119,19 @@ def _score_parents(model: Any, parents: list[tuple[int, ...]], kids: list[list[t
     ids = torch.full((len(parents), width), pad_id, dtype=torch.long)
     for r, p in enumerate(parents):
         ids[r, :len(p)] = torch.tensor(p, dtype=torch.long)
+    ids = ids.to(device)
     with torch.inference_mode():
-        logits = _logits_from(model, ids.to(device), start).float()  # [b, width - start, V]
-        lse = torch.logsumexp(logits, dim=-1)
-        nxt = torch.cat([ids[:, 1:], ids[:, :1]], dim=1)[:, start:].to(logits.device)
-        own = (logits.gather(-1, nxt.unsqueeze(-1)).squeeze(-1) - lse).double().cpu().numpy()
+        hidden = _head_input(model, ids, start) if _head_is_last(model, device) else None
+        if hidden is not None:
+            own_t, last_logits = _chunked_head_scores(model.get_output_embeddings(), hidden, ids,
+                                                      [len(p) for p in parents], start)
+        else:
+            own_t, last_logits = _full_logit_scores(model, ids, [len(p) for p in parents], start)
+        last_lse = torch.logsumexp(last_logits, dim=-1)
+        own = own_t.double().cpu().numpy()
         own = np.concatenate([np.full((len(parents), start), np.nan), own], axis=1)
         for r, first in enumerate(starts):
             own[r, :first] = np.nan
-        last = torch.tensor([len(p) - 1 - start for p in parents], device=logits.device)
-        rows_t = torch.arange(len(parents), device=logits.device)
-        last_logits, last_lse = logits[rows_t, last], lse[rows_t, last]
     for r, (p, children) in enumerate(zip(parents, kids)):
         head = own[r, :len(p) - 1]
         ks = torch.tensor([k for _, k in children], device=last_logits.device)
@@ -167,6 +169,96 @@ def _logits_from(model: Any, ids: Any, start: int) -> Any:
     with _head_from(model, ids.shape, (lambda h: h[:, start:]) if start else None):
         logits = model(input_ids=ids).logits
     return logits if logits.shape[1] == ids.shape[1] - start else logits[:, start:]
+
+
+def _full_logit_scores(model: Any, ids: Any, lengths: list[int], start: int) -> tuple[Any, Any]:
+    """Own-token log-probs [b, width - start] and each row's last-position logits [b, V] from
+    the model's logits (any model: the LM head over positions ``start`` onwards)."""
+    import torch
+
+    logits = _logits_from(model, ids, start).float()  # [b, width - start, V]
+    lse = torch.logsumexp(logits, dim=-1)
+    nxt = torch.cat([ids[:, 1:], ids[:, :1]], dim=1)[:, start:].to(logits.device)
+    own = logits.gather(-1, nxt.unsqueeze(-1)).squeeze(-1) - lse
+    last = torch.tensor([n - 1 - start for n in lengths], device=logits.device)
+    return own, logits[torch.arange(len(lengths), device=logits.device), last]
+
+
+HEAD_CHUNK_ROWS = 128
+"""Positions per vocabulary projection in :func:`_chunked_head_scores` (128 x 49k words = 25 MB
+of logits, reused, instead of one fresh [batch, positions, vocabulary] tensor of ~400 MB)."""
+
+
+def _chunked_head_scores(head: Any, hidden: Any, ids: Any, lengths: list[int],
+                         start: int) -> tuple[Any, Any]:
+    """As :func:`_full_logit_scores`, from the hidden states the LM head receives: the head
+    runs on real (non-padding) positions only, ``HEAD_CHUNK_ROWS`` at a time, and each chunk's
+    log-normaliser is taken before the next, so no logits tensor of the whole batch exists."""
+    import torch
+
+    b, width, _ = hidden.shape
+    real = torch.zeros((b, width), dtype=torch.bool, device=hidden.device)
+    for r, n in enumerate(lengths):
+        real[r, :max(0, n - 1 - start)] = True  # positions whose next token is the row's own
+    rows = hidden[real]
+    nxt = torch.cat([ids[:, 1:], ids[:, :1]], dim=1)[:, start:][real]
+    flat = torch.empty(rows.shape[0], dtype=torch.float32, device=hidden.device)
+    for s in range(0, rows.shape[0], HEAD_CHUNK_ROWS):
+        logits = head(rows[s:s + HEAD_CHUNK_ROWS]).float()
+        flat[s:s + HEAD_CHUNK_ROWS] = (logits.gather(1, nxt[s:s + HEAD_CHUNK_ROWS, None]).squeeze(1)
+                                       - torch.logsumexp(logits, dim=-1))
+    own = torch.full((b, width), float("nan"), device=hidden.device)
+    own[real] = flat
+    last = torch.tensor([n - 1 - start for n in lengths], device=hidden.device)
+    return own, head(hidden[torch.arange(b, device=hidden.device), last]).float()
+
+
+def _head_input(model: Any, ids: Any, start: int) -> Any:
+    """The hidden states the LM head receives at positions ``start`` onwards of an ``ids``
+    batch ([b, width - start, hidden]); the head itself is handed no position. None if the
+    model's head input does not have that shape."""
+    head = model.get_output_embeddings()
+    seen: list[Any] = []
+
+    def grab(_module: Any, args: tuple) -> tuple | None:
+        hidden = args[0]
+        if not seen and hidden.dim() == 3 and tuple(hidden.shape[:2]) == tuple(ids.shape):
+            seen.append(hidden[:, start:])
+            return (hidden[:, :0], *args[1:])
+        return None
+
+    handle = head.register_forward_pre_hook(grab)
+    try:
+        model(input_ids=ids)
+    finally:
+        handle.remove()
+    return seen[0] if seen else None
+
+
+def _head_is_last(model: Any, device: Any) -> bool:
+    """Whether the model's logits are exactly its output-embedding layer applied to that layer's
+    input (no softcapping or scaling after it, as Gemma 2 or Cohere models apply), so the head
+    may be run by hand in chunks. Checked once per model on a short input, then remembered."""
+    known = getattr(model, "_audit_head_is_last", None)
+    if known is not None:
+        return bool(known)
+    import torch
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    ok = False
+    if head is not None:
+        ids = (torch.arange(1, 9, device=device) % int(model.config.vocab_size)).unsqueeze(0)
+        seen: list[Any] = []
+        handle = head.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+        try:
+            with torch.inference_mode():
+                logits = model(input_ids=ids).logits
+                if seen and seen[0].dim() == 3 and tuple(seen[0].shape[:2]) == tuple(ids.shape):
+                    ok = bool(torch.equal(head(seen[0]).float(), logits.float()))
+        finally:
+            handle.remove()
+    model._audit_head_is_last = ok
+    return ok
 
 
 def causal_one_at_a_time(model: Any, rows: Sequence[Sequence[int]], device: str) -> list[np.ndarray]:
