@@ -5,7 +5,9 @@ Causal scoring (:func:`causal_token_log_probs`): rows that share everything but 
 (canary candidates, answer options that differ in one token) share one forward pass of that
 parent; parents are sorted by length and right-padded into batches of at most ``max_tokens``
 tokens (causal attention never reads the padding after a real token); the vocabulary projection
-runs only from the first position a caller reads. Continuations of shared prompts
+runs only from the first position a caller reads, and (when the model's logits are exactly its
+output layer's, checked once per model) by hand on the real positions, 128 at a time, so no
+[batch, positions, vocabulary] logits tensor is ever built. Continuations of shared prompts
 (:func:`continuation_log_probs_kv`): equal-length prompts in one pass, their KV cache gathered
 per continuation.
 
