@@ -162,7 +162,7 @@ def continuation_path(args: argparse.Namespace) -> dict[str, Any]:
     model = ad.torch_module
     head = model.get_output_embeddings()
     projected: list[int] = []
-    spy = head.register_forward_hook(lambda _m, a, _o: projected.append(a[0].shape[0] * a[0].shape[1]))
+    spy = head.register_forward_hook(lambda _m, a, _o: projected.append(a[0].shape[:-1].numel()))
     seconds = timed(lambda: ad.continuation_log_prob(flat, conts), 1)
     spy.remove()
     rows = ad._continuation_split(flat, conts)[0]
