@@ -249,7 +249,8 @@ def _head_is_last(model: Any, device: Any) -> bool:
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     ok = False
     if head is not None:
-        ids = (torch.arange(1, 9, device=device) % int(model.config.vocab_size)).unsqueeze(0)
+        vocab = getattr(head, "out_features", None) or getattr(model.config, "vocab_size", 2)
+        ids = (torch.arange(1, 9, device=device) % int(vocab)).unsqueeze(0)
         seen: list[Any] = []
         handle = head.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
         try:
@@ -257,6 +258,8 @@ def _head_is_last(model: Any, device: Any) -> bool:
                 logits = model(input_ids=ids).logits
                 if seen and seen[0].dim() == 3 and tuple(seen[0].shape[:2]) == tuple(ids.shape):
                     ok = bool(torch.equal(head(seen[0]).float(), logits.float()))
+        except Exception:  # noqa: BLE001 - any surprise means: keep the model's own logits
+            ok = False
         finally:
             handle.remove()
     model._audit_head_is_last = ok
