@@ -176,8 +176,9 @@ class HFAdapter:
     kv_min_prefix_tokens = 1
     """Shortest shared prompt (tokens) scored through the batched KV-cache path of
     ``continuation_log_prob`` (equal-length prompts in one pass, their cache gathered per
-    continuation). Measured on SmolLM2-135M, 2 CPU cores, template probes (120 prompts of ~7
-    tokens, 2,560 targets): 11.6 s vs 20.6 s for plain rows, scores equal to 8e-5. An earlier
+    continuation; tails grouped by length). Measured on SmolLM2-135M, 2 CPU cores, template
+    probes (120 prompts of ~7 tokens, 2,560 targets): 6.3-7.6 s vs 19.5-20.4 s for plain rows,
+    scores equal to 8e-5. An earlier
     one-prompt-at-a-time cache path was 2.5x slower than plain rows and was replaced. Prompts
     whose continuations are all one token long stay on the plain rows: there they already share
     one batched pass of the prompt (discrim-eval's yes/no, 64 prompts: 400 ms a prompt plain
