@@ -85,6 +85,18 @@ def test_generation_split_keeps_sampled_outputs(tiny_gpt2_dir):
     assert used > 1 and split == whole
 
 
+def test_generation_plans_keep_row_and_token_limits():
+    """Hand-computed: lengths 5, 1, 9, 3 plus 2 new tokens sort to 3, 5, 7, 11 tokens; with 20
+    tokens a batch, [1, 3] (2 x 5) fits, adding prompt 0 would need 3 x 7 = 21; prompt 2
+    (2 x 11 with any other) runs alone. Greedy prefixes batch only with equal lengths."""
+    from audit.models.hf_scoring import generation_plan, greedy_plan
+
+    assert generation_plan([5, 1, 9, 3], 2, max_rows=3, max_tokens=20) == [[1, 3], [0], [2]]
+    assert generation_plan([5, 1, 9, 3], 2, max_rows=1, max_tokens=10 ** 6) == [[1], [3], [0], [2]]
+    prefixes = [[1] * 4, [2] * 2, [3] * 4, [4] * 4, [5] * 2]
+    assert greedy_plan(prefixes, 4, max_rows=8, max_tokens=16) == [[1, 4], [0, 2], [3]]
+
+
 def test_length_sorted_generation_batches_keep_input_order(tiny_gpt2_dir):
     """Greedy generation runs prompts in batches sorted by token length (left-padded); each
     answer must still be the one for its own prompt. Reference: every prompt generated alone

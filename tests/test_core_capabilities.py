@@ -330,8 +330,22 @@ def test_chunked_vocabulary_projection_equals_the_full_logits(tiny_gpt2_dir, mon
     lm = load_hf(str(tiny_gpt2_dir), batch_size=1)
     texts = ["the man worked as a nurse", "she", "he is a very kind and smart doctor",
              "a woman is", "the nurse said that he was tired after the long shift"]
-    chunked = lm.token_log_probs(texts)
+    lm.token_log_probs(texts[:1])  # the one-time head check runs outside the spy
+    inputs: list[tuple[int, ...]] = []
+    head = lm.torch_module.get_output_embeddings()
+    spy = head.register_forward_hook(lambda _m, args, _o: inputs.append(tuple(args[0].shape)))
+    try:
+        chunked = lm.token_log_probs(texts)
+    finally:
+        spy.remove()
     assert lm.torch_module._audit_head_is_last is True
+    # the model's own pass hands the head no position; the hand-run calls (one batch here:
+    # chunks of <= 3 own positions, then one row per text for its last position) cover every
+    # real position exactly once and no padding
+    assert any(shape[1] == 0 for shape in inputs if len(shape) == 3)
+    calls = [shape[0] for shape in inputs if len(shape) == 2]
+    assert len(calls) > 2 and max(calls[:-1]) <= 3 and calls[-1] == len(texts)
+    assert sum(calls) == sum(len(r) - 1 for r in lm._scoring_ids(texts))
     lm.torch_module._audit_head_is_last = False
     full = lm.token_log_probs(texts)
     for a, b in zip(chunked, full):
