@@ -53,12 +53,14 @@ def gemm_peak(dtype: Any, n: int, repeats: int = 10) -> float:
     return best
 
 
-def linear_weights(model: Any, skip: Any = None) -> int:
-    """Multiply-accumulates per position of every Linear layer except ``skip`` (the LM head)."""
+def linear_weights(model: Any, skip: Any = ()) -> int:
+    """Multiply-accumulates per position of every Linear layer of ``model`` except those in
+    ``skip`` (e.g. the LM head)."""
     import torch
 
+    skipped = {id(m) for m in skip}
     return sum(m.in_features * m.out_features for m in model.modules()
-               if isinstance(m, torch.nn.Linear) and m is not skip)
+               if isinstance(m, torch.nn.Linear) and id(m) not in skipped)
 
 
 def config_dims(model: Any) -> tuple[int, int]:
@@ -110,10 +112,22 @@ def masked_path(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
     pairs = list(zip(texts[0::2], texts[1::2]))
     jobs, _ = build_pair_jobs(ad, pairs, "crows")
     seconds = timed(lambda: ad.masked_log_probs(jobs), 1)
-    head = model.get_output_embeddings()
     tokens = sum(len(j.ids) for j in jobs)
-    flops = (2 * linear_weights(model, head) * tokens + attention_flops(model, [len(j.ids) for j in jobs])
-             + 2 * head.in_features * head.out_features * sum(len(j.score) for j in jobs))
+    scored = sum(len(j.score) for j in jobs)
+    lengths = [len(j.ids) for j in jobs]
+    if model._audit_last_layer_ok:  # last layer: keys/values everywhere, the rest where scored
+        last = model.bert.encoder.layer[-1]
+        at_scored = [last.attention.self.query, last.attention.output.dense, last.intermediate.dense,
+                     last.output.dense, *(m for m in model.cls.modules() if isinstance(m, torch.nn.Linear))]
+        layers, hidden = config_dims(model)
+        flops = (2 * linear_weights(model, at_scored) * tokens
+                 + 2 * sum(m.in_features * m.out_features for m in at_scored) * scored
+                 + attention_flops(model, lengths) * (layers - 1) / layers
+                 + sum(4 * hidden * n * len(j.score) for j, n in zip(jobs, lengths)))
+    else:  # the vocabulary projection at the scored positions, all else everywhere
+        head = model.get_output_embeddings()
+        flops = (2 * linear_weights(model, [head]) * tokens + attention_flops(model, lengths)
+                 + 2 * head.in_features * head.out_features * scored)
     return {"path": "masked-copies", "model": "BERT-base (random)", "units": f"{len(jobs)} copies",
             "tokens": tokens, "seconds": seconds, "gflop": flops / 1e9}
 
@@ -132,7 +146,7 @@ def causal_path(args: argparse.Namespace, texts: list[str]) -> dict[str, Any]:
     model = ad.torch_module
     head = model.get_output_embeddings()
     tokens = sum(len(r) for r in rows)
-    flops = (2 * linear_weights(model, head) * tokens + attention_flops(model, [len(r) for r in rows])
+    flops = (2 * linear_weights(model, [head]) * tokens + attention_flops(model, [len(r) for r in rows])
              + 2 * head.in_features * head.out_features * tokens)
     return {"path": "causal-score", "model": "SmolLM2-135M", "units": f"{len(texts)} sentences",
             "tokens": tokens, "seconds": seconds, "gflop": flops / 1e9}
@@ -169,7 +183,7 @@ def continuation_path(args: argparse.Namespace) -> dict[str, Any]:
     parents = [list(q) for q in _parents(rows)[0]]
     tokens = sum(len(q) for q in parents)
     per_call = sum(projected) // 2  # the warm-up call and the timed one
-    flops = (2 * linear_weights(model, head) * tokens + attention_flops(model, [len(q) for q in parents])
+    flops = (2 * linear_weights(model, [head]) * tokens + attention_flops(model, [len(q) for q in parents])
              + 2 * head.in_features * head.out_features * per_call)
     return {"path": "continuation", "model": "SmolLM2-135M",
             "units": f"{len(prompts)} prompts x 4", "tokens": tokens, "seconds": seconds,
@@ -187,10 +201,10 @@ def generation_path(args: argparse.Namespace, texts: list[str]) -> dict[str, Any
     layers, hidden = config_dims(model)
     flops = 0.0
     for n in prompt_tokens:  # prefill, then one token at a time against a growing cache
-        flops += 2 * linear_weights(model, head) * n + 4 * layers * hidden * n * n
+        flops += 2 * linear_weights(model, [head]) * n + 4 * layers * hidden * n * n
         flops += 2 * head.in_features * head.out_features
         for k in range(1, new):
-            flops += 2 * linear_weights(model, head) + 4 * layers * hidden * (n + k)
+            flops += 2 * linear_weights(model, [head]) + 4 * layers * hidden * (n + k)
             flops += 2 * head.in_features * head.out_features
     return {"path": "generation", "model": "SmolLM2-135M", "units": f"{len(prompts)} x {new} tokens",
             "tokens": sum(prompt_tokens) + new * len(prompts), "seconds": seconds,

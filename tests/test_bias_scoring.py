@@ -138,6 +138,62 @@ def test_masked_log_probs_batching_does_not_change_scores(mlm):
     assert np.max(np.abs(one - plain)) < 1e-5 and np.max(np.abs(many - plain)) < 1e-5
 
 
+def test_last_encoder_layer_runs_at_the_scored_positions_only(mlm):
+    """The last encoder layer runs its query, attention output and feed-forward block only at
+    the scored positions (hf_scoring._last_layer_at), checked by a spy on its feed-forward
+    input: one row per scored position, none for the other positions or the padding. Scores
+    equal the unpadded one-copy-at-a-time full forward (masked_one_at_a_time) within 1e-5,
+    including requests with several masked and several scored positions (more scored rows than
+    copies in a batch)."""
+    import torch
+
+    from audit.models import hf_scoring as S
+    from audit.models.capabilities import MaskedScoreRequest
+
+    _, model, tok = mlm
+    jobs, _ = build_pair_jobs(mlm[0], PAIRS, "crows")
+    ids = jobs[0].ids
+    jobs = list(jobs) + [MaskedScoreRequest(ids=ids, mask=(1, 2, 3), score=(1, 2, 3)),
+                         MaskedScoreRequest(ids=ids, mask=(2,), score=(1, 2))]
+    assert S._last_layer_ok(model, "cpu") and model._audit_last_layer_ok is True
+    rows_seen: list[int] = []
+    ffn = S._last_encoder_layer(model).intermediate
+    spy = ffn.register_forward_hook(lambda _m, args, _o: rows_seen.append(args[0].shape[:-1].numel()))
+    try:
+        batched = S.masked_log_probs(model, jobs, tok.mask_token_id, tok.pad_token_id, batch_size=4)
+    finally:
+        spy.remove()
+    plan = S.masked_plan(jobs, batch_size=4)
+    assert rows_seen == [sum(len(jobs[i].score) for i in batch) for batch in plan]
+    plain = S.masked_one_at_a_time(model, jobs, tok.mask_token_id)
+    assert np.max(np.abs(batched - plain)) < 1e-5
+    model._audit_last_layer_ok = False  # the head-only path: every position through the layer
+    try:
+        head_only = S.masked_log_probs(model, jobs, tok.mask_token_id, tok.pad_token_id, batch_size=4)
+    finally:
+        model._audit_last_layer_ok = True
+    assert np.max(np.abs(head_only - plain)) < 1e-5
+
+
+def test_an_encoder_layer_the_hand_run_does_not_match_keeps_the_full_layer(tiny_mlm_dir):
+    """A BERT-layout model whose last layer computes something the hand-run layer does not
+    (its self-attention output doubled): the one-time check must see the mismatch, keep the
+    full last layer, and the scores must still equal the plain full forward."""
+    from audit.models import hf_scoring as S
+    from audit.models.hf import load_hf
+
+    adapter = load_hf(str(tiny_mlm_dir), batch_size=5)
+    model, tok = adapter.torch_module, adapter.tokenizer
+    attention = S._last_encoder_layer(model).attention.self
+    own = attention.forward
+    attention.forward = lambda *a, **k: (lambda out: (2 * out[0], *out[1:]))(own(*a, **k))
+    jobs, _ = build_pair_jobs(adapter, PAIRS[:3], "crows")
+    batched = S.masked_log_probs(model, jobs, tok.mask_token_id, tok.pad_token_id, batch_size=4)
+    assert model._audit_last_layer_ok is False
+    plain = S.masked_one_at_a_time(model, jobs, tok.mask_token_id)
+    assert np.max(np.abs(batched - plain)) < 1e-5
+
+
 def test_pair_scores_through_a_mock_adapter_follow_the_builders():
     """The check-side code needs only tokenize + masked_log_probs: with a mock whose masked
     log-prob is -1 per scored position, a CrowS score is minus the number of shared tokens

@@ -12,8 +12,12 @@ output layer's, checked once per model) by hand on the real positions, 128 at a 
 per continuation.
 
 Masked scoring (:func:`masked_log_probs`): many masked copies of many sentences, sorted by length
-and cut into padded batches; a forward pre-hook on the output-embedding layer hands the vocabulary
-projection only the scored positions (the LM head over every position is most of the waste).
+and cut into padded batches. Only the scored positions are read, so for BERT-layout encoders (a
+one-time check per model against its own full pass) the last layer computes keys and values at
+every position but its query, attention output, feed-forward block and the MLM head at the scored
+positions only (BERT-base on CrowS copies: ~10% faster than the full last layer); other models
+get the vocabulary projection at the scored positions only (a forward pre-hook on the
+output-embedding layer: the LM head over every position is most of the waste).
 """
 
 from __future__ import annotations
@@ -390,13 +394,103 @@ def _score_batch(model: Any, reqs: list[MaskedScoreRequest], index: list[int], m
 
 
 def _scored_logits(model: Any, ids: Any, attn: Any, rows: Any, cols: Any) -> Any:
-    """Logits at (rows, cols) only: the vocabulary projection gets just the scored positions
-    (:func:`_head_from`); full logits, then the selection, for heads of another shape."""
+    """Logits at (rows, cols) only. Where the one-time check allows (:func:`_last_layer_ok`)
+    the last encoder layer runs at those positions only (:func:`_last_layer_at`); otherwise
+    the vocabulary projection gets just the scored positions (:func:`_head_from`); full
+    logits, then the selection, for heads of another shape."""
+    if _last_layer_ok(model, ids.device):
+        with _last_layer_at(model, attn, rows, cols):
+            return model(input_ids=ids, attention_mask=attn).logits[:, 0]
     with _head_from(model, ids.shape, lambda h: h[rows, cols]):
         logits = model(input_ids=ids, attention_mask=attn).logits
     if logits.dim() == 2 and logits.shape[0] == rows.shape[0]:
         return logits
     return logits[rows, cols]
+
+
+def _last_encoder_layer(model: Any) -> Any:
+    """The last layer of a BERT-layout encoder (``base_model.encoder.layer[-1]``: BERT,
+    RoBERTa, XLM-R, ELECTRA, MiniLM ...), or None."""
+    layers = getattr(getattr(getattr(model, "base_model", None), "encoder", None), "layer", None)
+    return layers[-1] if layers is not None and len(layers) else None
+
+
+def _layer_rows(layer: Any, hidden: Any, attn: Any, rows: Any, cols: Any) -> Any:
+    """A BERT-layout encoder layer's output at positions (rows, cols) only, [R, 1, hidden]:
+    keys and values from every position of ``hidden`` (the previous layer's output), the
+    query, attention output and feed-forward block at the R positions. ``attn``: the [b, width]
+    padding mask (1 = real token)."""
+    import torch
+
+    att = layer.attention.self
+    heads, size = att.num_attention_heads, att.attention_head_size
+    b, width, _ = hidden.shape
+
+    def split(x: Any) -> Any:  # [b, width, h] -> [b, heads, width, size]
+        return x.view(b, width, heads, size).transpose(1, 2)
+
+    key, value = split(att.key(hidden))[rows], split(att.value(hidden))[rows]
+    here = hidden[rows, cols]  # [R, h]
+    query = att.query(here).view(-1, heads, 1, size)
+    keep = attn[rows].bool()[:, None, None, :]
+    context = torch.nn.functional.scaled_dot_product_attention(
+        query, key, value, attn_mask=keep, scale=getattr(att, "scaling", size ** -0.5))
+    mixed = layer.attention.output(context.reshape(len(here), -1), here)
+    return layer.output(layer.intermediate(mixed), mixed).unsqueeze(1)
+
+
+@contextmanager
+def _last_layer_at(model: Any, attn: Any, rows: Any, cols: Any) -> Iterator[None]:
+    """While active, the model's last encoder layer returns its output at (rows, cols) only,
+    as R one-position sequences ([R, 1, hidden]); the MLM head after it is position-wise, so
+    the logits come out [R, 1, vocabulary]. Whether that holds for a model is what
+    :func:`_last_layer_ok` checks."""
+    layer = _last_encoder_layer(model)
+    own = layer.__dict__.get("forward")  # e.g. an accelerate hook's wrapper: put back after
+    layer.forward = lambda hidden, *_args, **_kwargs: _layer_rows(layer, hidden, attn, rows, cols)
+    try:
+        yield
+    finally:
+        del layer.forward
+        if own is not None:
+            layer.forward = own
+
+
+LAST_LAYER_TOLERANCE = 1e-4
+"""Largest |log-prob| difference the one-time check of :func:`_last_layer_ok` accepts."""
+
+
+def _last_layer_ok(model: Any, device: Any) -> bool:
+    """Whether scoring may run the last encoder layer at the scored positions only: a float32
+    (or float64) masked LM of BERT layout whose log-probs at a few masked positions of a padded
+    probe batch, computed that way, match its own full forward pass within
+    ``LAST_LAYER_TOLERANCE``. Any other model, layout or surprise keeps the full last layer.
+    Checked once per model, then remembered."""
+    known = getattr(model, "_audit_last_layer_ok", None)
+    if known is not None:
+        return bool(known)
+    import torch
+
+    ok = False
+    layer = _last_encoder_layer(model)
+    dtype = next(model.parameters()).dtype if layer is not None else None
+    if dtype in (torch.float32, torch.float64):
+        vocab = int(getattr(model.config, "vocab_size", 0) or 0)
+        ids = (torch.arange(7, 7 + 18, device=device) * 37 % max(vocab, 1)).view(2, 9)
+        attn = torch.ones_like(ids)
+        attn[1, 6:] = 0
+        rows, cols = torch.tensor([0, 0, 1], device=device), torch.tensor([1, 8, 5], device=device)
+        try:
+            with torch.inference_mode():
+                full = model(input_ids=ids, attention_mask=attn).logits[rows, cols]
+                with _last_layer_at(model, attn, rows, cols):
+                    part = model(input_ids=ids, attention_mask=attn).logits[:, 0]
+            diff = (torch.log_softmax(full.double(), -1) - torch.log_softmax(part.double(), -1))
+            ok = bool(full.shape == part.shape and diff.abs().max() <= LAST_LAYER_TOLERANCE)
+        except Exception:  # noqa: BLE001 - any surprise means: keep the full last layer
+            ok = False
+    model._audit_last_layer_ok = ok
+    return ok
 
 
 def masked_one_at_a_time(model: Any, requests: Sequence[MaskedScoreRequest], mask_id: int,
