@@ -396,9 +396,7 @@ class HFAdapter:
         if method == "masked_log_probs":
             return S.masked_plan(kwargs["requests"], batch_size=4 * self.batch_size)
         if method in ("predict_proba", "embed"):
-            texts = kwargs["texts"]
-            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-            return [order[s:s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+            return self._encoder_plan(kwargs["texts"])
         if method == "generate":
             return self._generation_plan(kwargs["prompts"], kwargs.get("max_new_tokens", 32),
                                          kwargs.get("add_special_tokens", True))
@@ -523,12 +521,24 @@ class HFAdapter:
         return results
 
     # -- classifier / encoder -----------------------------------------------------------------
+    def _encoder_plan(self, texts: Sequence[str]) -> list[list[int]]:
+        """Text indices of each encoder batch (:func:`hf_scoring.encoder_plan`): sorted by token
+        length, up to 4 x batch size rows and batch size x ``ENCODER_TOKENS_PER_ROW`` padded
+        tokens (the memory of batch size rows of 512 tokens), cut where padding would cost more
+        than another batch."""
+        from audit.models.hf_scoring import ENCODER_TOKENS_PER_ROW, encoder_plan
+
+        if not texts:
+            return []
+        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        return encoder_plan([len(row) for row in ids], 4 * self.batch_size,
+                            ENCODER_TOKENS_PER_ROW * self.batch_size)
+
     def _by_length(self, texts: Sequence[str], run: Any, progress: Progress | None) -> np.ndarray:
-        """Apply ``run(chunk) -> array`` to batches of texts sorted by length (less padding),
-        returning rows in input order."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        """Apply ``run(chunk) -> array`` to the batches of :meth:`_encoder_plan` (texts sorted
+        by token length: little padding), returning rows in input order."""
         parts, done = [], []
-        for chunk in self.batches(order):
+        for chunk in self._encoder_plan(texts):
             parts.append(run([texts[i] for i in chunk]))
             done += chunk
             if progress:

@@ -330,13 +330,37 @@ def greedy_continuations(model: Any, prefixes: Sequence[Sequence[int]], n_new: i
     return out
 
 
+# ------------------------------------------------------------------------------ encoders
+ENCODER_PAD_COST = 32
+"""Padding positions one more encoder batch is worth (:func:`encoder_plan`): on 2 CPU cores a
+batch's fixed cost is about that of 30 MiniLM tokens (scripts/bench_peak.py, embedding path)."""
+
+ENCODER_TOKENS_PER_ROW = 512
+"""Padded tokens per unit of batch size in an encoder batch: batch size rows of 512 tokens (the
+longest BERT-family input), so short texts go in larger batches within the same memory."""
+
+
+def encoder_plan(lengths: Sequence[int], max_rows: int, max_tokens: int,
+                 pad_cost: float = ENCODER_PAD_COST) -> list[list[int]]:
+    """Text indices of each encoder batch (``embed``, ``predict_proba``): sorted by token length
+    (ties keep input order), at most ``max_rows`` rows and ``max_tokens`` padded tokens, and a
+    new batch wherever the next text would add more than ``pad_cost`` padding positions. A run
+    of whole batches, planned on its own, gives the same batches."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return list(_batches(order, lengths, max_rows, max_tokens, pad_cost))
+
+
 # ------------------------------------------------------------------------------ masked LMs
 def _batches(order: Sequence[int], lengths: Sequence[int], batch_size: int,
-             max_tokens: int) -> Iterable[list[int]]:
-    """Split ``order`` (requests sorted by length) into batches under both size limits."""
+             max_tokens: int, pad_cost: float = float("inf")) -> Iterable[list[int]]:
+    """Split ``order`` (requests sorted by length, shortest first) into batches under both size
+    limits; with ``pad_cost``, also start a new batch where the next request would add more than
+    that many padding positions to the rows already in the batch. Each cut depends only on the
+    current batch, so a run of whole batches, split on its own, gives the same batches."""
     batch: list[int] = []
     for j in order:
-        if batch and (len(batch) >= batch_size or (len(batch) + 1) * lengths[j] > max_tokens):
+        if batch and (len(batch) >= batch_size or (len(batch) + 1) * lengths[j] > max_tokens
+                      or len(batch) * (lengths[j] - lengths[batch[-1]]) > pad_cost):
             yield batch
             batch = []
         batch.append(j)
