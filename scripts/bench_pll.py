@@ -7,7 +7,11 @@ all-MiniLM-L6-v2 encoder. Data: CrowS-Pairs sentence pairs (the first --pairs of
 Batched: every masked copy of every sentence through the adapter's ``masked_log_probs`` (``audit.models.hf_scoring``) (length-bucketed batches).
 Loop: the reference way (nyu-mll/crows-pairs metric.py): one forward pass per masked copy; with
 ``--loop-sample K`` only K seeded copies are run and the loop's total is extrapolated per copy.
-Prints both times, the per-copy speed-up and the largest score difference on the shared copies.
+Both run in ``--rounds`` alternating rounds, each on its share of the copies, so both see the same
+moments of a shared machine whose speed drifts (a loop timed minutes before the batched path
+measured 105-131 ms a copy on the same machine on one day).
+Prints both times, the per-copy speed-up (and each round's) and the largest score difference on
+the shared copies.
 
     .venv/bin/python scripts/bench_pll.py --pairs 64 --loop-sample 64
 """
@@ -15,6 +19,7 @@ Prints both times, the per-copy speed-up and the largest score difference on the
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import os
 import sys
@@ -32,6 +37,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--pairs", type=int, default=64, help="pairs scored by the batched path")
     p.add_argument("--loop-sample", type=int, default=64, help="masked copies run by the loop (0: all)")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=4,
+                   help="loop and batched path alternate in this many rounds")
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     p.add_argument("--tokenizer", default="default-encoder",
                    help="tokenizer folder (default: the offline MiniLM's bert-base-uncased vocab)")
@@ -70,6 +77,32 @@ def loop_scores(model, tok, jobs, device: str) -> list[float]:
             logits = model(masked).logits[0]
             out.append(sum(torch.log_softmax(logits[p], 0)[job.ids[p]].item() for p in job.score))
     return out
+
+
+def interleaved(args, model, typed, tok, jobs, sample):
+    """Loop and batched path in alternating rounds, each on its share of the copies (the loop on
+    its share of ``sample``), so both see the same moments of a shared machine whose speed
+    drifts. Returns the loop's scores, the batched scores of every copy, both total times and
+    each round's per-copy speed-up."""
+    import numpy as np
+
+    from audit.models.hf_scoring import masked_log_probs
+
+    batched = np.zeros(len(jobs))
+    looped: list[float] = []
+    t_loop = t_batched = 0.0
+    ratios = []
+    for part, few in zip(np.array_split(np.arange(len(jobs)), args.rounds),
+                         np.array_split(sample, args.rounds)):
+        t0 = time.perf_counter()
+        looped += loop_scores(model, tok, [jobs[i] for i in few], args.device)
+        t1 = time.perf_counter()
+        batched[part] = masked_log_probs(typed, [jobs[i] for i in part], tok.mask_token_id,
+                                         tok.pad_token_id, args.batch_size, device=args.device)
+        t2 = time.perf_counter()
+        t_loop, t_batched = t_loop + t1 - t0, t_batched + t2 - t1
+        ratios.append(((t1 - t0) / max(len(few), 1)) / ((t2 - t1) / len(part)))
+    return np.asarray(looped), batched, t_loop, t_batched, ratios
 
 
 def report(args, model, chosen, jobs, sample, t_batched: float, t_loop: float, diff: float) -> None:
@@ -115,21 +148,15 @@ def main() -> int:
     jobs, _ = build_pair_jobs(adapter, [(p["sent_more"], p["sent_less"]) for p in chosen], "crows")
     sample = np.arange(len(jobs)) if args.loop_sample <= 0 else np.sort(
         rng.choice(len(jobs), min(args.loop_sample, len(jobs)), replace=False))
-    t0 = time.perf_counter()
-    looped = np.asarray(loop_scores(model, tok, [jobs[i] for i in sample], args.device))
-    t_loop = time.perf_counter() - t0
     for name in [d for d in args.dtypes.split(",") if d]:
         dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
-        typed = model.to(dtype)
+        typed = model if dtype == torch.float32 else copy.deepcopy(model).to(dtype)
         masked_log_probs(typed, jobs[:8], tok.mask_token_id, tok.pad_token_id, 8, device=args.device)
-        t0 = time.perf_counter()
-        batched = masked_log_probs(typed, jobs, tok.mask_token_id, tok.pad_token_id,
-                                   args.batch_size, device=args.device)
-        t_batched = time.perf_counter() - t0
+        looped, batched, t_loop, t_batched, ratios = interleaved(args, model, typed, tok, jobs, sample)
         print(f"--- batched in {name} (loop always float32) ---")
         report(args, typed, chosen, jobs, sample, t_batched, t_loop,
                float(np.max(np.abs(batched[sample] - looped))))
-        model = typed.to(torch.float32)
+        print(f"per-round speed-ups ({args.rounds} rounds): " + ", ".join(f"{r:.1f}x" for r in ratios))
     return 0
 
 

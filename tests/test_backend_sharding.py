@@ -118,6 +118,22 @@ def test_encoder_plan_cuts_on_rows_tokens_and_padding():
         assert [[ids[k] for k in b] for b in alone] == run
 
 
+def test_causal_and_masked_plans_cut_where_padding_costs_more_than_a_batch():
+    """Hand-computed with PAD_COST = 32: 40 rows of 4 tokens then one of 5 (parents of 3 and 4
+    tokens) would pad 40 positions: two batches; with 20 short rows, 20 positions: one batch.
+    Masked copies alike (lengths 4 and 5)."""
+    from audit.models.capabilities import MaskedScoreRequest
+    from audit.models.hf_scoring import PAD_COST, causal_plan, masked_plan
+
+    assert PAD_COST == 32
+    rows = [[k, 2, 3, 9] for k in range(40)] + [[1, 2, 3, 4, 5]]  # 41 distinct parents
+    assert causal_plan(rows) == [list(range(40)), [40]]
+    assert causal_plan(rows[20:]) == [list(range(21))]
+    copies = [MaskedScoreRequest(ids=tuple(r), mask=(1,), score=(1,)) for r in rows]
+    assert masked_plan(copies, batch_size=64) == [list(range(40)), [40]]
+    assert masked_plan(copies[20:], batch_size=64) == [list(range(21))]
+
+
 def test_encoder_batches_follow_the_plan_and_keep_each_texts_values(tiny_encoder_dir,
                                                                     tiny_classifier_dir):
     """embed and predict_proba run the batches of encoder_plan (a spy on the model's input

@@ -32,6 +32,13 @@ from audit.models.capabilities import MaskedScoreRequest
 Progress = Callable[[int], Any]
 
 
+PAD_COST = 32
+"""Padding positions one more forward pass is worth: batches of length-sorted rows are cut where
+the next row would add more padding than this to the rows before it. Measured on 2 CPU cores
+(192 CrowS sentences): MiniLM embed 1.12 s in 3 batches of 64 -> 0.79 s (cost 32; 8: 0.91 s,
+128: 0.90 s); SmolLM2 sequence scoring 11.1 s -> 8.5 s (16 and 32 alike, 8: 8.9 s)."""
+
+
 # ------------------------------------------------------------------------------ causal scoring
 def causal_token_log_probs(model: Any, rows: Sequence[Sequence[int]], device: str,
                            max_tokens: int = 2048, max_rows: int = 256, pad_id: int = 0,
@@ -92,9 +99,10 @@ def _parent_starts(parents: list[tuple[int, ...]], children: list[list[tuple[int
 
 
 def _parent_batches(parents: list[tuple[int, ...]], max_rows: int, max_tokens: int) -> list[list[int]]:
-    """Parents sorted by length (stable) and cut greedily into forward-pass batches."""
+    """Parents sorted by length (stable) and cut greedily into forward-pass batches (also where
+    padding would cost more than a batch: ``PAD_COST``)."""
     order = sorted(range(len(parents)), key=lambda j: len(parents[j]))
-    return list(_batches(order, [len(p) for p in parents], max_rows, max_tokens))
+    return list(_batches(order, [len(p) for p in parents], max_rows, max_tokens, PAD_COST))
 
 
 def causal_plan(rows: Sequence[Sequence[int]], max_tokens: int = 2048,
@@ -331,9 +339,6 @@ def greedy_continuations(model: Any, prefixes: Sequence[Sequence[int]], n_new: i
 
 
 # ------------------------------------------------------------------------------ encoders
-ENCODER_PAD_COST = 32
-"""Padding positions one more encoder batch is worth (:func:`encoder_plan`): on 2 CPU cores a
-batch's fixed cost is about that of 30 MiniLM tokens (scripts/bench_peak.py, embedding path)."""
 
 ENCODER_TOKENS_PER_ROW = 512
 """Padded tokens per unit of batch size in an encoder batch: batch size rows of 512 tokens (the
@@ -341,7 +346,7 @@ longest BERT-family input), so short texts go in larger batches within the same 
 
 
 def encoder_plan(lengths: Sequence[int], max_rows: int, max_tokens: int,
-                 pad_cost: float = ENCODER_PAD_COST) -> list[list[int]]:
+                 pad_cost: float = PAD_COST) -> list[list[int]]:
     """Text indices of each encoder batch (``embed``, ``predict_proba``): sorted by token length
     (ties keep input order), at most ``max_rows`` rows and ``max_tokens`` padded tokens, and a
     new batch wherever the next text would add more than ``pad_cost`` padding positions. A run
@@ -373,7 +378,7 @@ def masked_plan(requests: Sequence[MaskedScoreRequest], batch_size: int = 64,
     """The request indices of each forward-pass batch of :func:`masked_log_probs`, in order."""
     lengths = [len(r.ids) for r in requests]
     order = sorted(range(len(requests)), key=lambda i: lengths[i])
-    return list(_batches(order, lengths, batch_size, max_tokens))
+    return list(_batches(order, lengths, batch_size, max_tokens, PAD_COST))
 
 
 def masked_log_probs(model: Any, requests: Sequence[MaskedScoreRequest], mask_id: int, pad_id: int,
@@ -382,7 +387,8 @@ def masked_log_probs(model: Any, requests: Sequence[MaskedScoreRequest], mask_id
     """``sum_{p in r.score} log p(r.ids[p] | r.ids with r.mask masked)`` for every request.
 
     Requests are sorted by length and cut into batches of at most ``batch_size`` copies and
-    ``max_tokens`` padded tokens; each batch is one forward pass. Float64 sums in request order.
+    ``max_tokens`` padded tokens (and where padding would cost more than a batch: ``PAD_COST``);
+    each batch is one forward pass. Float64 sums in request order.
     """
     import torch
 
