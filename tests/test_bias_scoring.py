@@ -4,6 +4,7 @@ batched ``masked_log_probs``) against plain one-at-a-time loops written like the
 from __future__ import annotations
 
 import difflib
+import re
 
 import numpy as np
 import pytest
@@ -192,6 +193,32 @@ def test_an_encoder_layer_the_hand_run_does_not_match_keeps_the_full_layer(tiny_
     assert model._audit_last_layer_ok is False
     plain = S.masked_one_at_a_time(model, jobs, tok.mask_token_id)
     assert np.max(np.abs(batched - plain)) < 1e-5
+
+
+def test_fill_mask_equals_a_full_forward_pass_per_text(mlm):
+    """fill_mask runs texts in encoder batches with logits at the first mask only; reference:
+    each text alone through the model's full forward pass, softmax at its first mask, top-k.
+    Same tokens in the same order, probabilities within 1e-5; a text without a mask is a usage
+    error naming it."""
+    import torch
+
+    from audit.errors import UsageError
+
+    adapter, model, tok = mlm
+    m = adapter.mask_token
+    texts = [f"the {m} was lazy .", f"{m} is a nurse and he is a doctor .", f"poor {m} are {m}",
+             f"my muslim friend hates the {m} and the city and the old woman is very sad ."]
+    fills = adapter.fill_mask(texts, top_k=5)
+    for text, got in zip(texts, fills):
+        enc = tok(text, return_tensors="pt")
+        with torch.inference_mode():
+            logits = model(**enc).logits[0]
+        first = int((enc["input_ids"][0] == tok.mask_token_id).nonzero()[0, 0])
+        top = torch.topk(torch.softmax(logits[first], dim=-1), 5)
+        assert [t for t, _ in got] == tok.convert_ids_to_tokens(top.indices.tolist())
+        np.testing.assert_allclose([p for _, p in got], top.values.tolist(), atol=1e-5)
+    with pytest.raises(UsageError, match=re.escape(f"no {m} in 'no mask here'")):
+        adapter.fill_mask(["no mask here"])
 
 
 def test_pair_scores_through_a_mock_adapter_follow_the_builders():

@@ -236,12 +236,6 @@ class HFAdapter:
         self.torch_module = None
 
     # -- helpers ----------------------------------------------------------------------------
-    def batches(self, items: list[Any], batch_size: int | None = None):
-        """Yield consecutive slices of ``items`` of the adapter's batch size."""
-        size = batch_size or self.batch_size
-        for start in range(0, len(items), size):
-            yield items[start:start + size]
-
     def encode(self, texts: Sequence[str], add_special_tokens: bool = True) -> dict[str, Any]:
         """Tokenise a batch with padding and truncation to ``max_length``, on the device."""
         enc = self.tokenizer(list(texts), return_tensors="pt", padding=True, truncation=True,
@@ -501,24 +495,34 @@ class HFAdapter:
                                 progress=progress)
 
     def fill_mask(self, texts: Sequence[str], top_k: int = 10) -> list[list[tuple[str, float]]]:
-        """Top-k fills (token, probability) of the first mask token in each text."""
+        """Top-k fills (token, probability) of the first mask token in each text. Texts run in
+        the encoder batches (:meth:`_encoder_plan`); the model computes logits at each text's
+        first mask only (:func:`hf_scoring.logits_at`)."""
         import torch
 
-        results: list[list[tuple[str, float]]] = []
-        for chunk in self.batches(list(texts)):
-            enc = self.encode(chunk)
+        from audit.models.hf_scoring import logits_at
+
+        results: list[list[tuple[str, float]]] = [[] for _ in texts]
+        for chunk in self._encoder_plan(texts):
+            enc = self.encode([texts[i] for i in chunk])
+            firsts = [self._first_mask(enc["input_ids"][row], texts[i]) for row, i in enumerate(chunk)]
+            rows = torch.arange(len(chunk), device=self.device)
             with torch.inference_mode():
-                logits = self.torch_module(**enc).logits
-            for row in range(len(chunk)):
-                where = (enc["input_ids"][row] == self.tokenizer.mask_token_id).nonzero()
-                if len(where) == 0:
-                    raise usage("fill_mask", "text", f"no {self.mask_token} in {chunk[row]!r}",
-                                f"put {self.mask_token} where the model should fill in")
-                probs = torch.softmax(logits[row, where[0, 0]].float(), dim=-1)
-                top = torch.topk(probs, top_k)
-                tokens = self.tokenizer.convert_ids_to_tokens(top.indices.tolist())
-                results.append(list(zip(tokens, top.values.tolist())))
+                logits = logits_at(self.torch_module, enc["input_ids"], enc["attention_mask"],
+                                   rows, torch.tensor(firsts, device=self.device))
+            top = torch.topk(torch.softmax(logits.float(), dim=-1), top_k)
+            for i, ids, values in zip(chunk, top.indices.tolist(), top.values.tolist()):
+                results[i] = list(zip(self.tokenizer.convert_ids_to_tokens(ids), values))
         return results
+
+    def _first_mask(self, ids: Any, text: str) -> int:
+        """Position of the first mask token in a row of token ids; a usage error naming the
+        text if it has none."""
+        where = (ids == self.tokenizer.mask_token_id).nonzero()
+        if len(where) == 0:
+            raise usage("fill_mask", "text", f"no {self.mask_token} in {text!r}",
+                        f"put {self.mask_token} where the model should fill in")
+        return int(where[0, 0])
 
     # -- classifier / encoder -----------------------------------------------------------------
     def _encoder_plan(self, texts: Sequence[str]) -> list[list[int]]:

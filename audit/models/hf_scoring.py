@@ -417,14 +417,14 @@ def _score_batch(model: Any, reqs: list[MaskedScoreRequest], index: list[int], m
         for p in req.score:
             rows.append(r), cols.append(p), targets.append(req.ids[p]), owner.append(index[r])
     rows_t, cols_t = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
-    picked = _scored_logits(model, ids.to(device), attn.to(device), rows_t, cols_t)
+    picked = logits_at(model, ids.to(device), attn.to(device), rows_t, cols_t)
     logp = torch.log_softmax(picked.float(), dim=-1)
     vals = logp.gather(1, torch.tensor(targets, device=logp.device).unsqueeze(1)).squeeze(1)
     np.add.at(out, np.asarray(owner, dtype=np.int64), vals.double().cpu().numpy())
 
 
-def _scored_logits(model: Any, ids: Any, attn: Any, rows: Any, cols: Any) -> Any:
-    """Logits at (rows, cols) only. Where the one-time check allows (:func:`_last_layer_ok`)
+def logits_at(model: Any, ids: Any, attn: Any, rows: Any, cols: Any) -> Any:
+    """A masked LM's logits at (rows, cols) only, [R, vocabulary]. Where the one-time check allows (:func:`_last_layer_ok`)
     the last encoder layer runs at those positions only (:func:`_last_layer_at`); otherwise
     the vocabulary projection gets just the scored positions (:func:`_head_from`); full
     logits, then the selection, for heads of another shape."""
