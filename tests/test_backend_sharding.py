@@ -97,24 +97,24 @@ def test_generation_plans_keep_row_and_token_limits():
     assert greedy_plan(prefixes, 4, max_rows=8, max_tokens=16) == [[1, 4], [0, 2], [3]]
 
 
-def test_encoder_plan_cuts_on_rows_tokens_and_padding():
+def test_length_plan_cuts_on_rows_tokens_and_padding():
     """Hand-computed: lengths 5, 3, 9, 3, 4, 20 sort to indices 1, 3, 4, 0, 2, 5 (3, 3, 4, 5,
     9, 20 tokens). Rows <= 3: [1, 3, 4] is full; index 0 starts a batch; index 2 adds 1 x (9 - 5)
     = 4 padding positions (allowed at pad_cost 4, a cut at 3); index 5 would make 3 x 20 = 60 >
     40 tokens. Tokens <= 12 alone: [1, 3, 4] is 3 x 4 = 12, index 0 would make 4 x 5 = 20."""
-    from audit.models.hf_scoring import encoder_plan
+    from audit.models.hf_scoring import length_plan
 
     lengths = [5, 3, 9, 3, 4, 20]
-    assert encoder_plan(lengths, 3, 40, pad_cost=4) == [[1, 3, 4], [0, 2], [5]]
-    assert encoder_plan(lengths, 3, 40, pad_cost=3) == [[1, 3, 4], [0], [2], [5]]
-    assert encoder_plan(lengths, 10, 12, pad_cost=float("inf")) == [[1, 3, 4], [0], [2], [5]]
+    assert length_plan(lengths, 3, 40, pad_cost=4) == [[1, 3, 4], [0, 2], [5]]
+    assert length_plan(lengths, 3, 40, pad_cost=3) == [[1, 3, 4], [0], [2], [5]]
+    assert length_plan(lengths, 10, 12, pad_cost=float("inf")) == [[1, 3, 4], [0], [2], [5]]
     rng = np.random.default_rng(0)  # any run of whole batches, planned alone, gives its batches
     lengths = rng.integers(3, 60, size=300).tolist()
-    plan = encoder_plan(lengths, 16, 512)
+    plan = length_plan(lengths, 16, 512)
     for a in range(0, len(plan), 3):
         run = plan[a:a + 4]
         ids = sorted(i for b in run for i in b)
-        alone = encoder_plan([lengths[i] for i in ids], 16, 512)
+        alone = length_plan([lengths[i] for i in ids], 16, 512)
         assert [[ids[k] for k in b] for b in alone] == run
 
 
@@ -136,16 +136,19 @@ def test_causal_and_masked_plans_cut_where_padding_costs_more_than_a_batch():
 
 def test_encoder_batches_follow_the_plan_and_keep_each_texts_values(tiny_encoder_dir,
                                                                     tiny_classifier_dir):
-    """embed and predict_proba run the batches of encoder_plan (a spy on the model's input
-    shapes: one pass per batch, as wide as its longest text) and return each text's own values:
-    reference, every text alone (no padding), within 1e-5."""
+    """embed and predict_proba run the batches of length_plan with the adapter's limits (4 x
+    batch size rows, batch size x 512 tokens, PAD_COST; a spy on the model's input shapes: one
+    pass per batch, as wide as its longest text) and return each text's own values: reference,
+    every text alone (no padding), within 1e-5."""
     from audit.models.hf import load_hf
+    from audit.models.hf_scoring import PAD_COST, length_plan
 
     texts = _texts(40, 5) + ["a " * 30 + "man"]
     for folder, method in ((tiny_encoder_dir, "embed"), (tiny_classifier_dir, "predict_proba")):
         model = load_hf(str(folder), batch_size=2)
         plan = model._encoder_plan(texts)
         lengths = [len(model.tokenizer(t)["input_ids"]) for t in texts]
+        assert plan == length_plan(lengths, 8, 1024, PAD_COST)
         shapes: list[tuple] = []
         spy = model.torch_module.register_forward_pre_hook(
             lambda _m, _a, kw: shapes.append(tuple(kw["input_ids"].shape)), with_kwargs=True)
@@ -156,6 +159,10 @@ def test_encoder_batches_follow_the_plan_and_keep_each_texts_values(tiny_encoder
         assert len(plan) > 3 and shapes == [(len(b), max(lengths[i] for i in b)) for b in plan]
         alone = np.concatenate([getattr(model, method)([t]) for t in texts])
         np.testing.assert_allclose(whole, alone, atol=1e-5)
+        model.batch_size = 8  # 32-row batches: here the padding cut changes the plan
+        wide = model._encoder_plan(texts)
+        assert wide == length_plan(lengths, 32, 4096, PAD_COST)
+        assert wide != length_plan(lengths, 32, 4096, float("inf"))
 
 
 def test_length_sorted_generation_batches_keep_input_order(tiny_gpt2_dir):

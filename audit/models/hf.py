@@ -526,16 +526,16 @@ class HFAdapter:
 
     # -- classifier / encoder -----------------------------------------------------------------
     def _encoder_plan(self, texts: Sequence[str]) -> list[list[int]]:
-        """Text indices of each encoder batch (:func:`hf_scoring.encoder_plan`): sorted by token
+        """Text indices of each encoder batch (:func:`hf_scoring.length_plan`): sorted by token
         length, up to 4 x batch size rows and batch size x ``ENCODER_TOKENS_PER_ROW`` padded
         tokens (the memory of batch size rows of 512 tokens), cut where padding would cost more
         than another batch."""
-        from audit.models.hf_scoring import ENCODER_TOKENS_PER_ROW, encoder_plan
+        from audit.models.hf_scoring import ENCODER_TOKENS_PER_ROW, length_plan
 
         if not texts:
             return []
         ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
-        return encoder_plan([len(row) for row in ids], 4 * self.batch_size,
+        return length_plan([len(row) for row in ids], 4 * self.batch_size,
                             ENCODER_TOKENS_PER_ROW * self.batch_size)
 
     def _by_length(self, texts: Sequence[str], run: Any, progress: Progress | None) -> np.ndarray:

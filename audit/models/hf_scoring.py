@@ -32,11 +32,44 @@ from audit.models.capabilities import MaskedScoreRequest
 Progress = Callable[[int], Any]
 
 
+# ------------------------------------------------------------------------------ batching
 PAD_COST = 32
 """Padding positions one more forward pass is worth: batches of length-sorted rows are cut where
 the next row would add more padding than this to the rows before it. Measured on 2 CPU cores
 (192 CrowS sentences): MiniLM embed 1.12 s in 3 batches of 64 -> 0.79 s (cost 32; 8: 0.91 s,
 128: 0.90 s); SmolLM2 sequence scoring 11.1 s -> 8.5 s (16 and 32 alike, 8: 8.9 s)."""
+
+ENCODER_TOKENS_PER_ROW = 512
+"""Padded tokens per unit of batch size in an encoder batch (``embed``, ``predict_proba``,
+``fill_mask``): batch size rows of 512 tokens (the longest BERT-family input), so short texts go
+in larger batches within the same memory."""
+
+
+def _batches(order: Sequence[int], lengths: Sequence[int], batch_size: int,
+             max_tokens: int, pad_cost: float = float("inf")) -> Iterable[list[int]]:
+    """Split ``order`` (requests sorted by length, shortest first) into batches under both size
+    limits; with ``pad_cost``, also start a new batch where the next request would add more than
+    that many padding positions to the rows already in the batch. Each cut depends only on the
+    current batch, so a run of whole batches, split on its own, gives the same batches."""
+    batch: list[int] = []
+    for j in order:
+        if batch and (len(batch) >= batch_size or (len(batch) + 1) * lengths[j] > max_tokens
+                      or len(batch) * (lengths[j] - lengths[batch[-1]]) > pad_cost):
+            yield batch
+            batch = []
+        batch.append(j)
+    if batch:
+        yield batch
+
+
+def length_plan(lengths: Sequence[int], max_rows: int, max_tokens: int,
+                pad_cost: float = PAD_COST) -> list[list[int]]:
+    """Indices of each forward-pass batch, in order: sorted by length (ties keep input order),
+    at most ``max_rows`` rows and ``max_tokens`` padded tokens, and a new batch wherever the
+    next row would add more than ``pad_cost`` padding positions. A run of whole batches,
+    planned on its own, gives the same batches (the basis for splitting across replicas)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return list(_batches(order, lengths, max_rows, max_tokens, pad_cost))
 
 
 # ------------------------------------------------------------------------------ causal scoring
@@ -101,8 +134,7 @@ def _parent_starts(parents: list[tuple[int, ...]], children: list[list[tuple[int
 def _parent_batches(parents: list[tuple[int, ...]], max_rows: int, max_tokens: int) -> list[list[int]]:
     """Parents sorted by length (stable) and cut greedily into forward-pass batches (also where
     padding would cost more than a batch: ``PAD_COST``)."""
-    order = sorted(range(len(parents)), key=lambda j: len(parents[j]))
-    return list(_batches(order, [len(p) for p in parents], max_rows, max_tokens, PAD_COST))
+    return length_plan([len(p) for p in parents], max_rows, max_tokens)
 
 
 def causal_plan(rows: Sequence[Sequence[int]], max_tokens: int = 2048,
@@ -250,32 +282,39 @@ def _head_input(model: Any, ids: Any, start: int) -> Any:
     return seen[0] if seen else None
 
 
+def _once_per_model(model: Any, name: str, check: Callable[[], bool]) -> bool:
+    """``check()`` run once per model and remembered as attribute ``name``; an exception counts
+    as False (any surprise means: keep the model's own computation)."""
+    known = getattr(model, name, None)
+    if known is None:
+        try:
+            known = bool(check())
+        except Exception:  # noqa: BLE001 - see the docstring
+            known = False
+        setattr(model, name, known)
+    return bool(known)
+
+
 def _head_is_last(model: Any, device: Any) -> bool:
     """Whether the model's logits are exactly its output-embedding layer applied to that layer's
     input (no softcapping or scaling after it, as Gemma 2 or Cohere models apply), so the head
     may be run by hand in chunks. Checked once per model on a short input, then remembered."""
-    known = getattr(model, "_audit_head_is_last", None)
-    if known is not None:
-        return bool(known)
-    import torch
 
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    ok = False
-    if head is not None:
+    def check() -> bool:
+        import torch
+
+        head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        if head is None:
+            return False
         vocab = getattr(head, "out_features", None) or getattr(model.config, "vocab_size", 2)
         ids = (torch.arange(1, 9, device=device) % int(vocab)).unsqueeze(0)
         seen: list[Any] = []
-        try:
-            with torch.inference_mode(), _head_from(model, ids.shape,
-                                                    lambda h: seen.append(h) or h):
+        with torch.inference_mode():
+            with _head_from(model, ids.shape, lambda h: seen.append(h) or h):
                 logits = model(input_ids=ids).logits
-            if seen:
-                with torch.inference_mode():
-                    ok = bool(torch.equal(head(seen[0]).float(), logits.float()))
-        except Exception:  # noqa: BLE001 - any surprise means: keep the model's own logits
-            ok = False
-    model._audit_head_is_last = ok
-    return ok
+            return bool(seen) and torch.equal(head(seen[0]).float(), logits.float())
+
+    return _once_per_model(model, "_audit_head_is_last", check)
 
 
 def causal_one_at_a_time(model: Any, rows: Sequence[Sequence[int]], device: str) -> list[np.ndarray]:
@@ -302,8 +341,7 @@ def generation_plan(lengths: Sequence[int], n_new: int, max_rows: int,
     """Prompt indices of each generation batch: shortest prompts first (less left padding; ties
     keep input order), at most ``max_rows`` rows and ``max_tokens`` padded prompt-plus-new
     tokens. A run of whole batches, planned on its own, gives the same batches."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    return list(_batches(order, [n + n_new for n in lengths], max_rows, max_tokens))
+    return length_plan([n + n_new for n in lengths], max_rows, max_tokens, float("inf"))
 
 
 def greedy_plan(prefixes: Sequence[Sequence[int]], n_new: int, max_rows: int = 64,
@@ -338,47 +376,11 @@ def greedy_continuations(model: Any, prefixes: Sequence[Sequence[int]], n_new: i
     return out
 
 
-# ------------------------------------------------------------------------------ encoders
-
-ENCODER_TOKENS_PER_ROW = 512
-"""Padded tokens per unit of batch size in an encoder batch: batch size rows of 512 tokens (the
-longest BERT-family input), so short texts go in larger batches within the same memory."""
-
-
-def encoder_plan(lengths: Sequence[int], max_rows: int, max_tokens: int,
-                 pad_cost: float = PAD_COST) -> list[list[int]]:
-    """Text indices of each encoder batch (``embed``, ``predict_proba``): sorted by token length
-    (ties keep input order), at most ``max_rows`` rows and ``max_tokens`` padded tokens, and a
-    new batch wherever the next text would add more than ``pad_cost`` padding positions. A run
-    of whole batches, planned on its own, gives the same batches."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    return list(_batches(order, lengths, max_rows, max_tokens, pad_cost))
-
-
 # ------------------------------------------------------------------------------ masked LMs
-def _batches(order: Sequence[int], lengths: Sequence[int], batch_size: int,
-             max_tokens: int, pad_cost: float = float("inf")) -> Iterable[list[int]]:
-    """Split ``order`` (requests sorted by length, shortest first) into batches under both size
-    limits; with ``pad_cost``, also start a new batch where the next request would add more than
-    that many padding positions to the rows already in the batch. Each cut depends only on the
-    current batch, so a run of whole batches, split on its own, gives the same batches."""
-    batch: list[int] = []
-    for j in order:
-        if batch and (len(batch) >= batch_size or (len(batch) + 1) * lengths[j] > max_tokens
-                      or len(batch) * (lengths[j] - lengths[batch[-1]]) > pad_cost):
-            yield batch
-            batch = []
-        batch.append(j)
-    if batch:
-        yield batch
-
-
 def masked_plan(requests: Sequence[MaskedScoreRequest], batch_size: int = 64,
                 max_tokens: int = 8192) -> list[list[int]]:
     """The request indices of each forward-pass batch of :func:`masked_log_probs`, in order."""
-    lengths = [len(r.ids) for r in requests]
-    order = sorted(range(len(requests)), key=lambda i: lengths[i])
-    return list(_batches(order, lengths, batch_size, max_tokens, PAD_COST))
+    return length_plan([len(r.ids) for r in requests], batch_size, max_tokens)
 
 
 def masked_log_probs(model: Any, requests: Sequence[MaskedScoreRequest], mask_id: int, pad_id: int,
@@ -424,10 +426,10 @@ def _score_batch(model: Any, reqs: list[MaskedScoreRequest], index: list[int], m
 
 
 def logits_at(model: Any, ids: Any, attn: Any, rows: Any, cols: Any) -> Any:
-    """A masked LM's logits at (rows, cols) only, [R, vocabulary]. Where the one-time check allows (:func:`_last_layer_ok`)
-    the last encoder layer runs at those positions only (:func:`_last_layer_at`); otherwise
-    the vocabulary projection gets just the scored positions (:func:`_head_from`); full
-    logits, then the selection, for heads of another shape."""
+    """A masked LM's logits at (rows, cols) only, [R, vocabulary]. Where the one-time check
+    allows (:func:`_last_layer_ok`) the last encoder layer runs at those positions only
+    (:func:`_last_layer_at`); otherwise the vocabulary projection gets just the scored positions
+    (:func:`_head_from`); full logits, then the selection, for heads of another shape."""
     if _last_layer_ok(model, ids.device):
         with _last_layer_at(model, attn, rows, cols):
             return model(input_ids=ids, attention_mask=attn).logits[:, 0]
@@ -496,31 +498,29 @@ def _last_layer_ok(model: Any, device: Any) -> bool:
     probe batch, computed that way, match its own full forward pass within
     ``LAST_LAYER_TOLERANCE``. Any other model, layout or surprise keeps the full last layer.
     Checked once per model, then remembered."""
-    known = getattr(model, "_audit_last_layer_ok", None)
-    if known is not None:
-        return bool(known)
-    import torch
 
-    ok = False
-    layer = _last_encoder_layer(model)
-    dtype = next(model.parameters()).dtype if layer is not None else None
-    if dtype in (torch.float32, torch.float64):
+    def check() -> bool:
+        import torch
+
+        if _last_encoder_layer(model) is None:
+            return False
+        if next(model.parameters()).dtype not in (torch.float32, torch.float64):
+            return False
         vocab = int(getattr(model.config, "vocab_size", 0) or 0)
         ids = (torch.arange(7, 7 + 18, device=device) * 37 % max(vocab, 1)).view(2, 9)
         attn = torch.ones_like(ids)
         attn[1, 6:] = 0
         rows, cols = torch.tensor([0, 0, 1], device=device), torch.tensor([1, 8, 5], device=device)
-        try:
-            with torch.inference_mode():
-                full = model(input_ids=ids, attention_mask=attn).logits[rows, cols]
-                with _last_layer_at(model, attn, rows, cols):
-                    part = model(input_ids=ids, attention_mask=attn).logits[:, 0]
-            diff = (torch.log_softmax(full.double(), -1) - torch.log_softmax(part.double(), -1))
-            ok = bool(full.shape == part.shape and diff.abs().max() <= LAST_LAYER_TOLERANCE)
-        except Exception:  # noqa: BLE001 - any surprise means: keep the full last layer
-            ok = False
-    model._audit_last_layer_ok = ok
-    return ok
+        with torch.inference_mode():
+            full = model(input_ids=ids, attention_mask=attn).logits[rows, cols]
+            with _last_layer_at(model, attn, rows, cols):
+                part = model(input_ids=ids, attention_mask=attn).logits[:, 0]
+        if full.shape != part.shape:
+            return False
+        diff = torch.log_softmax(full.double(), -1) - torch.log_softmax(part.double(), -1)
+        return bool(diff.abs().max() <= LAST_LAYER_TOLERANCE)
+
+    return _once_per_model(model, "_audit_last_layer_ok", check)
 
 
 def masked_one_at_a_time(model: Any, requests: Sequence[MaskedScoreRequest], mask_id: int,
