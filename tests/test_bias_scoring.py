@@ -166,6 +166,7 @@ def test_last_encoder_layer_runs_at_the_scored_positions_only(mlm):
         spy.remove()
     plan = S.masked_plan(jobs, batch_size=4)
     assert rows_seen == [sum(len(jobs[i].score) for i in batch) for batch in plan]
+    assert any(len({len(jobs[i].ids) for i in batch}) > 1 for batch in plan)  # padding to mask
     plain = S.masked_one_at_a_time(model, jobs, tok.mask_token_id)
     assert np.max(np.abs(batched - plain)) < 1e-5
     model._audit_last_layer_ok = False  # the head-only path: every position through the layer
